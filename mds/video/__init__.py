@@ -1,0 +1,1 @@
+"""Video probing and frame sampling (PyAV), shared by every model."""
