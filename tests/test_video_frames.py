@@ -65,3 +65,34 @@ def test_broken_files_raise_clear_errors(tmp_path: Path, kind: str) -> None:
     assert str(p) in str(e.value)
     with pytest.raises(BrokenVideoError):
         sample_frames(p)
+
+
+@pytest.mark.parametrize(("ext", "codec"), [("mp4", "libx264"), ("mkv", "libx264"), ("webm", "libvpx-vp9"),
+                                            ("ts", "libx264"), ("mov", "mpeg4"), ("mkv", "libx265")])  # fmt: skip
+@pytest.mark.parametrize("n", [1, 5, 40])
+def test_probe_accepts_valid_clips_in_many_containers(tmp_path: Path, ext: str, codec: str, n: int) -> None:
+    p = write_clip(tmp_path / f"ok.{ext}", n=n, codec=codec)
+    r = probe(p)
+    assert r.width == 96 and r.height == 64 and r.size_bytes == p.stat().st_size
+
+
+@pytest.mark.parametrize(("ext", "cut", "detail"), [("mp4", 0.5, "moov"), ("mp4", 0.8, "moov"), ("mkv", 0.5, "end at"),
+                                                     ("mkv", 0.8, "end at"), ("webm", 0.6, "")])  # fmt: skip
+def test_probe_classifies_cut_files_as_truncated(tmp_path: Path, ext: str, cut: float, detail: str) -> None:
+    codec = "libvpx-vp9" if ext == "webm" else "libx264"
+    data = write_clip(tmp_path / f"whole.{ext}", n=48, codec=codec).read_bytes()
+    p = tmp_path / f"cut.{ext}"
+    p.write_bytes(data[: int(len(data) * cut)])
+    with pytest.raises(BrokenVideoError) as e:
+        probe(p)
+    assert e.value.kind == "truncated" and detail in e.value.detail
+
+
+def test_probe_error_kinds(tmp_path: Path) -> None:
+    from tests.fixtures.bad_videos import expected_type, write_bad_files
+
+    for key, path in write_bad_files(tmp_path).items():
+        with pytest.raises(BrokenVideoError) as e:
+            probe(path)
+        assert e.value.kind == expected_type(key), key
+        assert str(path) not in e.value.detail  # the path is said once, in the message prefix

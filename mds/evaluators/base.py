@@ -125,15 +125,26 @@ class Evaluator(ABC):
     name: ClassVar[str]
     label: ClassVar[LabelSpec]
     modality: ClassVar[str] = "video"  # video, video+text, video-pair
+    # Bump when a change of the adapter's code changes its outputs (prompt, parser, preprocessing).
+    impl_version: ClassVar[str] = "1"
+    # Options that change how a run goes but not what it predicts; left out of ``version``.
+    runtime_options: ClassVar[frozenset[str]] = frozenset(
+        {"batch_size", "concurrency", "timeout", "max_retries", "device", "api_key_env", "base_url", "progress"}
+    )
 
     def __init__(self, **options: Any) -> None:
         self.options = options
 
     # -- identity ---------------------------------------------------------------
+    def version_payload(self) -> dict[str, Any]:
+        """What identifies this evaluator's outputs (hashed into :attr:`version`)."""
+        opts = {k: v for k, v in self.options.items() if k not in self.runtime_options}
+        return {"impl": self.impl_version, "options": opts}
+
     @property
     def version(self) -> str:
         """A stable identity of model + options: ``<name>:<model id>:<hash of options>``."""
-        blob = json.dumps(self.options, sort_keys=True, default=str)
+        blob = json.dumps(self.version_payload(), sort_keys=True, default=str)
         return f"{self.name}:{self.model_id}:{hashlib.sha256(blob.encode()).hexdigest()[:12]}"
 
     @property
@@ -163,3 +174,19 @@ class Evaluator(ABC):
     def label_studio_kind(self) -> LabelKind:
         """The Label Studio task type that collects this evaluator's labels."""
         return self.label.kind
+
+    @property
+    def is_pairwise(self) -> bool:
+        return self.label.kind is LabelKind.PAIRWISE
+
+    def predict_pairs(self, pairs: Sequence[tuple[VideoInput, VideoInput]]) -> list[EvalResult]:
+        """Pairwise evaluators: one result per (video 1, video 2) pair."""
+        raise NotImplementedError(f"{self.name} is not a pairwise evaluator")
+
+    def options_for_checkpoint(self, path: str, kind: str, config: dict[str, Any]) -> dict[str, Any]:
+        """Options that make this evaluator run a stored checkpoint (``checkpoints`` row).
+
+        Default: a fine-tuned artefact is a LoRA adapter on the configured base model;
+        a base artefact is a full model directory. Evaluators with other artefacts override.
+        """
+        return {"adapter": path} if kind == "finetuned" else {"model": path}

@@ -1,0 +1,1 @@
+"""The CPU default base model: no-reference quality features and a small LoRA-ready MLP."""

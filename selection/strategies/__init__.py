@@ -1,0 +1,1 @@
+"""Built-in selection strategies (resolved lazily through :mod:`selection.registry`)."""

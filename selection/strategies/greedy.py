@@ -1,0 +1,257 @@
+"""MDS-VQA greedy selection (method.md §4), exact, with an O(N) running distance sum.
+
+Reference: Zou et al., "MDS-VQA: Model-Informed Data Selection for Video Quality
+Assessment", CVPR 2026 (arXiv 2603.11525).
+
+1. First pick: the highest difficulty g.
+2. Then, at each step, maximise ``g_j + lambda * s_j / k``, where ``s_j`` is the sum
+   of distances from candidate j to the k videos selected so far.
+3. After each pick, one batched pass adds the new pick's distances to ``s``.
+
+Tie-breaking: totals within ``tie_tol`` of the maximum are ties; the lowest
+position in the input order wins (the reference's numpy ``argmax`` behaviour).
+
+Exact pruning (on by default): at step k < K at least K + 1 - k unselected
+candidates have ``g >= G_(K+1)`` (the (K+1)-th largest g), and the diversity term
+lies in ``[0, lambda * Dmax]`` with ``Dmax = 2 * max frame norm``. A candidate with
+``g + lambda * Dmax < G_(K+1)`` can therefore never be picked nor be the runner-up,
+so it is dropped before any distance is computed. The picks are identical.
+
+``context`` rows (already labelled videos counted as selected, optional) start
+the running sum, so even the first pick maximises ``g + lambda * mean distance``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from selection.distances import FrameBank, PooledBank, chamfer
+from selection.strategies.base import (
+    Pick,
+    SelectionProblem,
+    SelectionResult,
+    Strategy,
+    difficulty_ranks,
+    first_max,
+)
+
+CLIP_LAMBDA = 0.25
+SIGLIP_LAMBDA = 0.075
+
+
+def default_lambda(encoder: str | None) -> float:
+    """lambda per encoder (method.md §4): 0.075 for SigLIP features (not normalised), else 0.25 (CLIP)."""
+    return SIGLIP_LAMBDA if encoder and "siglip" in encoder.lower() else CLIP_LAMBDA
+
+
+def default_tie_tol(bank: FrameBank | PooledBank | None) -> float:
+    """Ties within numerical noise: 1e-9 for float64 (and verified float32 frame) distances, 1e-6 otherwise."""
+    if bank is None:
+        return 0.0
+    if isinstance(bank, FrameBank) or bank.vectors.dtype == np.float64:
+        return 1e-9
+    return 1e-6
+
+
+def greedy_mds(
+    g: np.ndarray,
+    bank: FrameBank | PooledBank,
+    budget: int,
+    lambda_: float,
+    *,
+    n_context: int = 0,
+    tie_tol: float = 1e-9,
+    prune: bool = True,
+    prefilter_m: int | None = None,
+    verify: bool = True,
+) -> tuple[list[int], list[dict[str, Any]], dict[str, Any]]:
+    """Greedy MDS-VQA on positions ``0..len(g)-1`` of ``bank`` (context rows follow the candidates).
+
+    With a float32 frame bank and ``verify``, float32 distances only screen: every
+    candidate whose screened total is within twice the rounding-error bound of the
+    best gets its exact float64 running sum (caught up lazily, pair by pair), and
+    the pick is made on exact totals, so the picks equal the float64 ones.
+
+    Returns the picked positions, per-pick audit terms and run info (pruning counts).
+    """
+    n = g.shape[0]
+    keep = np.arange(n)
+    info: dict[str, Any] = {"candidates": n}
+    if prefilter_m is not None and prefilter_m < n:
+        # Approximate: only the top-M by g (stable: input order on ties) stay candidates.
+        keep = np.sort(np.argsort(-g, kind="stable")[: max(prefilter_m, budget)])
+        info["prefilter_m"] = int(prefilter_m)
+    if prune and lambda_ >= 0 and budget < keep.size:
+        g_keep = np.sort(g[keep])[::-1]
+        threshold = g_keep[budget] - lambda_ * bank.max_distance() - tie_tol  # G_(K+1) - lambda*Dmax
+        keep = keep[g[keep] >= threshold]
+    info["evaluated"] = int(keep.size)
+    rows = np.concatenate([keep, np.arange(n, n + n_context)])
+    work = bank.subset(rows) if rows.size != len(bank) else bank
+    gk = g[keep]
+    m = keep.size
+    ranks = difficulty_ranks(g)[keep]
+
+    s = np.zeros(len(work), dtype=np.float64)
+    for c in range(m, m + n_context):
+        s += work.distances_from(c)
+    k = n_context
+    alive = np.ones(m, dtype=bool)
+    picks: list[int] = []
+    audit: list[dict[str, Any]] = []
+    screen = verify and isinstance(work, FrameBank) and work.frames.dtype != np.float64
+    err = work.error_bound() if screen else 0.0
+    info["verified_pairs"] = 0
+    selected_rows = list(range(m, m + n_context))  # rows counted in the running sums, in order
+    s64 = np.zeros(m)
+    counted = np.zeros(m, dtype=np.int64)
+
+    def exact_sum(j: int) -> float:
+        for r in selected_rows[counted[j] :]:
+            s64[j] += chamfer(work.frame_set(j), work.frame_set(r))
+            info["verified_pairs"] += 1
+        counted[j] = len(selected_rows)
+        return s64[j]
+
+    for step in range(budget):
+        div = s[:m] / k if k else None
+        total = gk + lambda_ * div if div is not None else gk.copy()
+        total = np.where(alive, total, -np.inf)
+        if screen and k:
+            window = 2.0 * lambda_ * err + tie_tol
+            close = np.flatnonzero(total >= total.max() - window)
+            exact = np.array([gk[c] + lambda_ * exact_sum(int(c)) / k for c in close])
+            total[close] = exact
+            div = div.copy()
+            div[close] = s64[close] / k
+        j, ties = first_max(total, tie_tol)
+        runner = total.copy()
+        runner[j] = -np.inf
+        r = int(np.argmax(runner)) if np.isfinite(runner).any() else None
+        audit.append(
+            {
+                "difficulty": float(gk[j]),
+                "diversity": float(div[j]) if div is not None else None,
+                "total": float(total[j]),
+                "rank_difficulty": int(ranks[j]),
+                "ties": ties,
+                "runner_up_position": int(keep[r]) if r is not None else None,
+                "margin": float(total[j] - runner[r]) if r is not None else None,
+            }
+        )
+        picks.append(int(keep[j]))
+        alive[j] = False
+        selected_rows.append(j)
+        if step + 1 < budget:
+            s += work.distances_from(j)
+            k += 1
+    return picks, audit, info
+
+
+def _picks(problem: SelectionProblem, positions: list[int], audit: list[dict[str, Any]]) -> list[Pick]:
+    out = []
+    for order, (p, a) in enumerate(zip(positions, audit)):
+        extra = {k: v for k, v in a.items() if k not in ("difficulty", "diversity", "total")}
+        rp = extra.pop("runner_up_position", None)
+        extra["runner_up"] = int(problem.ids[rp]) if rp is not None else None
+        extra["step"] = order
+        out.append(Pick(int(problem.ids[p]), p, a["difficulty"], a["diversity"], a["total"], extra))
+    return out
+
+
+class MdsStrategy(Strategy):
+    """Exact MDS-VQA greedy on per-frame Chamfer distances (difficulty + lambda * mean distance).
+
+    Options: ``lambda_`` (default: per encoder, 0.25 for CLIP), ``tie_tol``,
+    ``prune`` (exact candidate pruning, default on), ``prefilter_m`` (approximate:
+    keep only the top-M by g; off by default).
+    """
+
+    name = "mds"
+    needs_difficulty = True
+    needs_features = True
+    feature_kind = "frames"
+
+    def __init__(
+        self,
+        *,
+        lambda_: float | None = None,
+        encoder: str | None = None,
+        tie_tol: float | None = None,
+        prune: bool = True,
+        prefilter_m: int | None = None,
+        verify: bool = True,
+    ) -> None:
+        self.lambda_ = float(lambda_) if lambda_ is not None else default_lambda(encoder)
+        self.verify = verify
+        self.tie_tol = tie_tol
+        self.prune = prune
+        self.prefilter_m = prefilter_m
+        if prefilter_m is not None:
+            self.approximate = True
+
+    def params(self) -> dict[str, Any]:
+        return {
+            "lambda": self.lambda_,
+            "tie_tol": self.tie_tol,
+            "prune": self.prune,
+            "prefilter_m": self.prefilter_m,
+            "verify": self.verify,
+            "distance": self.feature_kind,
+            "approximate": self.approximate,
+        }
+
+    def _bank(self, problem: SelectionProblem) -> FrameBank | PooledBank:
+        assert problem.bank is not None
+        return problem.bank
+
+    def select(self, problem: SelectionProblem, budget: int, *, seed: int = 0) -> SelectionResult:
+        self.check(problem, budget)
+        assert problem.difficulty is not None
+        bank = self._bank(problem)
+        tol = self.tie_tol if self.tie_tol is not None else default_tie_tol(bank)
+        positions, audit, info = greedy_mds(
+            problem.difficulty,
+            bank,
+            budget,
+            self.lambda_,
+            n_context=len(problem.context_ids),
+            tie_tol=tol,
+            prune=self.prune,
+            prefilter_m=self.prefilter_m,
+            verify=self.verify,
+        )
+        params = {**self.params(), "tie_tol": tol, **info, "context": len(problem.context_ids)}
+        return SelectionResult(self.name, _picks(problem, positions, audit), params)
+
+
+class PooledMdsStrategy(MdsStrategy):
+    """Approximate MDS-VQA: the same greedy on one pooled vector per video (Euclidean or cosine).
+
+    Each pick costs one matrix-vector pass over the N x d pooled matrix instead of
+    a Chamfer pass over all frames. Not the paper's distance: use it for large pools.
+    Option ``metric``: ``euclidean`` (default; on unit vectors a monotone map of cosine) or ``cosine``.
+    """
+
+    name = "mds-pooled"
+    feature_kind = "pooled"
+    approximate = True
+
+    def __init__(self, *, metric: str = "euclidean", **options: Any) -> None:
+        super().__init__(**options)
+        self.metric = metric
+        self.approximate = True
+
+    def params(self) -> dict[str, Any]:
+        return {**super().params(), "metric": self.metric}
+
+    def _bank(self, problem: SelectionProblem) -> FrameBank | PooledBank:
+        bank = problem.bank
+        assert bank is not None
+        if isinstance(bank, FrameBank):
+            return PooledBank(bank.pooled(), self.metric)
+        if bank.metric != self.metric:
+            return PooledBank(bank.vectors, self.metric)
+        return bank

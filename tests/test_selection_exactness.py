@@ -1,0 +1,137 @@
+"""The exact greedy against a plain transcription of the reference per-pair loop (method.md §3-4)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from scipy.spatial.distance import cdist
+
+from selection import chamfer, select
+from selection.distances import FrameBank
+
+
+def reference_chamfer(a: np.ndarray, b: np.ndarray) -> float:
+    """Bidirectional mean Chamfer: both T_a x T_b matrices, float64, as described."""
+    a = a.astype(np.float64)
+    b = b.astype(np.float64)
+    ab = cdist(a, b, "euclidean").min(axis=1).mean()
+    ba = cdist(b, a, "euclidean").min(axis=1).mean()
+    return float((ab + ba) / 2)
+
+
+def reference_greedy(g: list[float], feats: list[np.ndarray], k: int, lam: float) -> list[int]:
+    """First pick argmax g; running sums s_j; score_j = g_j + lam * s_j / k; argmax (first index)."""
+    n = len(g)
+    g_arr = np.array(g, dtype=np.float64)
+    first = int(np.argmax(g_arr))
+    selected = [first]
+    s = np.zeros(n)
+    for j in range(n):
+        if j != first:
+            s[j] = reference_chamfer(feats[first], feats[j])
+    for step in range(1, k):
+        scores = np.full(n, -np.inf)
+        for j in range(n):
+            if j not in selected:
+                scores[j] = g_arr[j] + lam * s[j] / step
+        new = int(np.argmax(scores))
+        selected.append(new)
+        for j in range(n):
+            if j not in selected:
+                s[j] += reference_chamfer(feats[new], feats[j])
+    return selected
+
+
+def synthetic(n: int, f: int | tuple[int, int], d: int, seed: int, dup: int = 0) -> tuple[list[float], list[np.ndarray]]:
+    """Clustered unit-norm frame sets (fp16-rounded like stored features) and quantised difficulties."""
+    rng = np.random.default_rng(seed)
+    centres = rng.normal(size=(max(2, n // 5), d))
+    feats = []
+    for _ in range(n):
+        t = f if isinstance(f, int) else int(rng.integers(f[0], f[1] + 1))
+        c = centres[rng.integers(len(centres))]
+        x = c + 0.6 * rng.normal(size=(t, d))
+        x /= np.linalg.norm(x, axis=1, keepdims=True)
+        feats.append(x.astype(np.float16).astype(np.float32))
+    # Duplicated videos create exact ties in the diversity term as well.
+    for i in range(dup):
+        feats[n - 1 - i] = feats[i].copy()
+    g = list(rng.choice([2.0, 2.5, 2.8, 3.0, 3.5, 4.0], size=n, p=[0.5, 0.2, 0.1, 0.1, 0.05, 0.05]))
+    for i in range(dup):
+        g[n - 1 - i] = g[i]
+    return g, feats
+
+
+def test_batched_chamfer_matches_reference_pairs() -> None:
+    g, feats = synthetic(12, (3, 9), 16, seed=3)
+    bank = FrameBank.from_list(feats)
+    for i in (0, 5, 11):
+        d = bank.distances_from(i)
+        ref = [reference_chamfer(feats[i], feats[j]) for j in range(len(feats))]
+        np.testing.assert_allclose(d, ref, rtol=0, atol=1e-9)
+        assert chamfer(feats[i], feats[3]) == pytest.approx(ref[3], abs=1e-12)
+    assert d[11] == pytest.approx(0.0, abs=1e-6)
+
+
+@pytest.mark.parametrize(
+    ("n", "f", "d", "k", "lam", "seed", "dup"),
+    [
+        (40, 4, 8, 10, 0.25, 0, 0),
+        (60, (2, 7), 16, 15, 0.25, 1, 4),
+        (80, 6, 12, 20, 0.075, 2, 6),
+        (50, 3, 32, 25, 1.0, 3, 5),
+        (30, (1, 5), 8, 30, 0.25, 4, 3),  # K = N: every candidate, order matters
+        (70, 5, 16, 12, 5.0, 5, 8),  # diversity dominates
+        (45, 8, 8, 9, 0.0, 6, 4),  # lambda 0: ties in g resolved by input order
+    ],
+)
+def test_exact_mode_matches_reference_loop(n, f, d, k, lam, seed, dup) -> None:  # noqa: ANN001
+    g, feats = synthetic(n, f, d, seed, dup)
+    expected = reference_greedy(g, feats, k, lam)
+    got = select("mds", k, difficulty=g, features=feats, lambda_=lam, dtype=np.float64)
+    assert got.positions == expected
+    # Without the exact pruning the picks are the same too.
+    got2 = select("mds", k, difficulty=g, features=feats, lambda_=lam, prune=False)
+    assert got2.positions == expected
+    # float32 screening + exact float64 verification of the close contenders: the same picks.
+    got3 = select("mds", k, difficulty=g, features=feats, lambda_=lam, dtype=np.float32, prune=False)
+    assert got3.positions == expected
+    if lam > 0 and k > 2:
+        assert got3.params["verified_pairs"] > 0
+    np.testing.assert_allclose([p.diversity or 0 for p in got3.picks], [p.diversity or 0 for p in got.picks],
+                               atol=1e-9)
+
+
+def test_audit_terms_recompute_from_reference_distances() -> None:
+    g, feats = synthetic(30, 5, 8, seed=9, dup=2)
+    res = select("mds", 8, difficulty=g, features=feats, lambda_=0.25, ids=np.arange(100, 130))
+    first = res.picks[0]
+    assert first.diversity is None and first.total == first.difficulty == max(g)
+    chosen: list[int] = []
+    for p in res.picks:
+        if chosen:
+            mean_d = np.mean([reference_chamfer(feats[p.position], feats[c]) for c in chosen])
+            assert p.diversity == pytest.approx(mean_d, abs=1e-9)
+            assert p.total == pytest.approx(g[p.position] + 0.25 * mean_d, abs=1e-9)
+            assert p.extra["margin"] >= 0
+        assert p.video_id == 100 + p.position
+        chosen.append(p.position)
+    assert res.params["evaluated"] <= res.params["candidates"] == 30
+
+
+def test_context_counts_as_selected() -> None:
+    g, feats = synthetic(25, 4, 8, seed=11)
+    ctx = feats[:3]
+    cand, gc = feats[3:], g[3:]
+    res = select("mds", 5, difficulty=gc, features=cand, context_features=ctx, lambda_=2.0)
+    # Reference semantics with the context prepended as already-selected videos.
+    sel: list[int] = []
+    s = np.array([sum(reference_chamfer(c, x) for c in ctx) for x in cand])
+    for step in range(5):
+        scores = np.array(gc) + 2.0 * s / (3 + step)
+        scores[sel] = -np.inf
+        j = int(np.argmax(scores))
+        sel.append(j)
+        s += np.array([reference_chamfer(cand[j], x) for x in cand])
+    assert res.positions == sel
+    assert res.picks[0].diversity is not None
