@@ -45,7 +45,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from mds.db.models import Annotation, Label, LabelingTask, LabelProject, Video
+from mds.db.models import Annotation, Label, LabelingTask, LabelProject, Round, Video
 from mds.errors import LabelingError
 
 RATING_KINDS = ("scalar", "ordinal", "multidim")
@@ -74,7 +74,7 @@ class _Rating:
     value: dict[str, Any]
 
 
-def _source_filter(source: str):  # noqa: ANN202
+def _source_filter(source: str):
     return (Annotation.source == source) | Annotation.source.like(f"{source}:%")
 
 
@@ -205,7 +205,7 @@ def recompute_labels(
     """
     from labeling.kinds import get_kind
 
-    vids = sorted(set(int(v) for v in video_ids))
+    vids = sorted({int(v) for v in video_ids})
     if not vids:
         return []
     config = config or AggregationConfig()
@@ -299,6 +299,8 @@ def record_ratings(
     from labeling.kinds import ResultRejected, get_kind
 
     lk = get_kind(kind)
+    if round_id is not None and session.get(Round, round_id) is None:
+        raise LabelingError(f"unknown round id {round_id}")
     touched: set[int] = set()
     for video_id, annotator, score in ratings:
         if session.get(Video, int(video_id)) is None:

@@ -18,7 +18,7 @@ import importlib
 import time
 import traceback
 from collections.abc import Callable
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import select, update
@@ -47,7 +47,7 @@ def handlers(settings: Any = None) -> dict[str, Any]:
     for ep in entry_points(group="mds.jobs"):
         table[ep.name] = ep.value
     if settings is not None:
-        table.update((settings.section("jobs").get("handlers") or {}))
+        table.update(settings.section("jobs").get("handlers") or {})
     table.update(_registered)
     return table
 
@@ -80,7 +80,7 @@ def _claim(session: Session, job_id: int) -> bool:
     res = session.execute(
         update(Job)
         .where(Job.id == job_id, Job.status == "queued")
-        .values(status="running", started_at=datetime.now(timezone.utc), attempts=Job.attempts + 1)
+        .values(status="running", started_at=datetime.now(UTC), attempts=Job.attempts + 1)
     )
     session.commit()
     return res.rowcount == 1
@@ -116,7 +116,7 @@ def run_job(db_url: str, job_id: int, *, settings: Any = None) -> str | None:
         job = s.get(Job, job_id)
         assert job is not None
         job.status, job.result, job.error = status, result, error
-        job.finished_at = datetime.now(timezone.utc)
+        job.finished_at = datetime.now(UTC)
         s.commit()
     return status
 

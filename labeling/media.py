@@ -37,7 +37,7 @@ def media_ref(uri: str, video_id: int, name: str, document_root: Path | None) ->
     """The task URL for a video ``uri`` (see the module docstring)."""
     if _URL.match(uri) and not uri.startswith("file://"):
         return MediaRef(url=uri)
-    path = Path(uri[len("file://"):] if uri.startswith("file://") else uri)
+    path = Path(uri.removeprefix("file://"))
     if document_root is None:
         raise LabelingError(
             f"video {video_id} is a local file ({path}) but no Label Studio document root is set: "

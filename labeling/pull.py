@@ -21,7 +21,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import select
@@ -100,7 +100,7 @@ def pull_project(
         remote = client.list_tasks(ext, full=True)
     else:
         remote = []
-        for tid in set(int(t) for t in task_ids):  # type: ignore[union-attr]
+        for tid in {int(t) for t in task_ids}:  # type: ignore[union-attr]
             task = client.get_task(tid)
             if task is not None:
                 remote.append(task)
@@ -150,7 +150,7 @@ def pull_project(
                                                scale=(kind.scale_min, kind.scale_max), config=config,
                                                round_id=rid))
     settings = dict(project.settings or {})
-    settings["last_pull"] = datetime.now(timezone.utc).isoformat()
+    settings["last_pull"] = datetime.now(UTC).isoformat()
     project.settings = settings
     session.commit()
     for rid in sorted(rounds):
@@ -232,7 +232,7 @@ def check_round_complete(session: Session, round_id: int) -> Job | None:
         return None
     steps = dict(r.steps or {})
     if "labelled" not in steps:
-        steps["labelled"] = {"done_at": datetime.now(timezone.utc).isoformat(), "n_videos": len(tasks),
+        steps["labelled"] = {"done_at": datetime.now(UTC).isoformat(), "n_videos": len(tasks),
                              "n_ratings": sum(t.ratings_done for t in tasks)}
         r.steps = steps
     if r.status in LABELLED_FROM:

@@ -24,9 +24,10 @@ repaired by running the same push again:
 from __future__ import annotations
 
 import hashlib
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +40,7 @@ from labeling.media import media_ref
 from mds.db.models import LabelingTask, LabelProject, Prediction, Round, Selection, Video
 from mds.errors import LabelingError
 
+log = logging.getLogger(__name__)
 SAMPLING = "Uncertainty sampling"
 
 
@@ -52,7 +54,7 @@ class PushOptions:
     project_id: int | None = None  # push into this existing Label Studio project
     title: str | None = None
     batch_size: int = 100
-    document_root: Path | None = None
+    document_root: Path | None = None  # default: [labelstudio] document_root of the current project
     show_predictions: bool = True  # show the base model's answer to raters as a pre-annotation
     instructions: str | None = None
 
@@ -97,8 +99,8 @@ def resolve_kind(r: Round, kind: str | None) -> str:
             from mds.evaluators.registry import get_spec
 
             return str(get_spec(r.evaluator).label.kind.value)
-        except Exception:  # noqa: BLE001
-            pass
+        except Exception as e:  # noqa: BLE001
+            log.debug("label kind of evaluator %r unknown (%s); using scalar", r.evaluator, e)
     return "scalar"
 
 
@@ -192,18 +194,24 @@ def push_round(
     n = len(sels)
 
     # Media first: a missing file fails the push before anything is created remotely.
+    root = opts.document_root
+    if root is None:
+        from labeling.settings import ls_settings
+        from mds.config import load_settings
+
+        root = ls_settings(load_settings()).document_root
     refs: dict[int, Any] = {}
     pair_refs: dict[int, Any] = {}
     for s in sels:
         v = session.get(Video, s.video_id)
         assert v is not None
-        refs[s.video_id] = media_ref(v.uri, v.id, v.name, opts.document_root)
+        refs[s.video_id] = media_ref(v.uri, v.id, v.name, root)
         if kind == "pairwise":
             pid = (s.extra or {}).get("pair_video_id")
             pv = session.get(Video, int(pid)) if pid is not None else None
             if pv is None:
                 raise LabelingError(f"pairwise round: selection of video {s.video_id} has no pair_video_id")
-            pair_refs[s.video_id] = media_ref(pv.uri, pv.id, pv.name, opts.document_root)
+            pair_refs[s.video_id] = media_ref(pv.uri, pv.id, pv.name, root)
 
     lp, ext = _project(session, client, r, kind, opts)
     mv = model_version(r)
@@ -302,7 +310,7 @@ def push_round(
     if r.status in ("created", "scored", "embedded", "selected"):
         r.status = "pushed"
     steps = dict(r.steps or {})
-    steps["pushed"] = {"done_at": datetime.now(timezone.utc).isoformat(), "project_id": ext,
+    steps["pushed"] = {"done_at": datetime.now(UTC).isoformat(), "project_id": ext,
                        "base_url": client.url, "n_tasks": n, "model_version": mv, "label_kind": kind,
                        "ratings_per_video": opts.ratings_per_video}
     r.steps = steps

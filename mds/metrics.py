@@ -26,10 +26,10 @@ import numpy as np
 __all__ = [
     "Correlations",
     "correlations",
+    "evaluate_files",
     "fit_logistic4",
     "logistic4",
     "read_scores",
-    "evaluate_files",
 ]
 
 

@@ -69,13 +69,17 @@ def _json_default(o: Any) -> Any:
     return str(o)
 
 
-def _make_evaluator(evaluator: Any, options: dict[str, Any] | None, db_url: str, checkpoint_id: int | None) -> Any:
+def _make_evaluator(
+    evaluator: Any, options: dict[str, Any] | None, db_url: str, checkpoint_id: int | None
+) -> Any:
     from mds.evaluators import create_evaluator
     from mds.evaluators.base import Evaluator
 
     if isinstance(evaluator, Evaluator):
         if options or checkpoint_id is not None:
-            raise EvaluatorError("pass options / checkpoint with an evaluator name, not with a built evaluator")
+            raise EvaluatorError(
+                "pass options / checkpoint with an evaluator name, not with a built evaluator"
+            )
         return evaluator
     opts = dict(options or {})
     if checkpoint_id is not None:
@@ -180,7 +184,9 @@ def _store(
     existing[key] = (row.id, result.parse_status)
 
 
-def _predict_isolated(fn: Callable[[list[Any]], list[Any]], items: list[Any], on_error: Callable[[Any, str], Any]) -> list[Any]:
+def _predict_isolated(
+    fn: Callable[[list[Any]], list[Any]], items: list[Any], on_error: Callable[[Any, str], Any]
+) -> list[Any]:
     """Run ``fn`` on the batch; if it raises (not a configuration error), retry item by item."""
     try:
         out = fn(items)
@@ -263,8 +269,21 @@ def score_pool(
         if limit is not None:
             todo = todo[: max(0, limit)]
         if ev.is_pairwise:
-            _score_pairs(s, ev, videos, todo, existing, report, batch_size, checkpoint_id, round_id,
-                         anchors, anchor_ids, seed, progress)
+            _score_pairs(
+                s,
+                ev,
+                videos,
+                todo,
+                existing,
+                report,
+                batch_size,
+                checkpoint_id,
+                round_id,
+                anchors,
+                anchor_ids,
+                seed,
+                progress,
+            )
         else:
             _score_single(s, ev, todo, existing, report, batch_size, checkpoint_id, round_id, progress)
     report.elapsed_s = round(time.perf_counter() - t0, 3)
@@ -284,8 +303,14 @@ def _count(report: ScoreReport, result: Any) -> None:
 def _error_result(video_id: int | None, message: str, pair_video_id: int | None = None) -> Any:
     from mds.evaluators.base import EvalResult
 
-    return EvalResult(video_id=video_id, parse_status="error", error=message, parsed={"error": message},
-                      n_samples=0, pair_video_id=pair_video_id)
+    return EvalResult(
+        video_id=video_id,
+        parse_status="error",
+        error=message,
+        parsed={"error": message},
+        n_samples=0,
+        pair_video_id=pair_video_id,
+    )
 
 
 def _score_single(s, ev, todo, existing, report, batch_size, checkpoint_id, round_id, progress) -> None:  # noqa: ANN001
@@ -300,8 +325,16 @@ def _score_single(s, ev, todo, existing, report, batch_size, checkpoint_id, roun
         inputs = [VideoInput.from_video(v) for v in batch]
         results = _predict_isolated(ev.predict, inputs, lambda vi, msg: _error_result(vi.video_id, msg))
         for v, r in zip(batch, results):
-            _store(s, ev, r, video_id=v.id, variant="", existing=existing,
-                   checkpoint_id=checkpoint_id, round_id=round_id)
+            _store(
+                s,
+                ev,
+                r,
+                video_id=v.id,
+                variant="",
+                existing=existing,
+                checkpoint_id=checkpoint_id,
+                round_id=round_id,
+            )
             _count(report, r)
         s.commit()
         done += len(batch)
@@ -316,19 +349,39 @@ def _stored_anchors(s: Any, ev: Any) -> list[int]:
 
     rows = s.scalars(
         select(Prediction.pair_video_id)
-        .where(Prediction.evaluator == ev.name, Prediction.evaluator_version == ev.version,
-               Prediction.variant.like(f"{PAIR_PREFIX}%"))
+        .where(
+            Prediction.evaluator == ev.name,
+            Prediction.evaluator_version == ev.version,
+            Prediction.variant.like(f"{PAIR_PREFIX}%"),
+        )
         .distinct()
     )
     return sorted(int(r) for r in rows if r is not None)
 
 
-def _score_pairs(s, ev, videos, todo, existing, report, batch_size, checkpoint_id, round_id,  # noqa: ANN001
-                 m, anchor_ids, seed, progress) -> None:
+def _score_pairs(
+    s,
+    ev,
+    videos,
+    todo,
+    existing,
+    report,
+    batch_size,
+    checkpoint_id,
+    round_id,  # noqa: ANN001
+    m,
+    anchor_ids,
+    seed,
+    progress,
+) -> None:
     from mds.db.models import Prediction, Video
     from mds.evaluators.base import EvalResult, VideoInput
 
-    anchors = list(anchor_ids) if anchor_ids else (_stored_anchors(s, ev) or choose_anchors([v.id for v in videos], m, seed))
+    anchors = (
+        list(anchor_ids)
+        if anchor_ids
+        else (_stored_anchors(s, ev) or choose_anchors([v.id for v in videos], m, seed))
+    )
     if not anchors:
         raise EvaluatorError(f"{ev.name} is pairwise and needs anchor videos; the selection is empty")
     report.anchors = anchors
@@ -336,8 +389,12 @@ def _score_pairs(s, ev, videos, todo, existing, report, batch_size, checkpoint_i
     missing = [a for a, row in anchor_rows.items() if row is None]
     if missing:
         raise EvaluatorError(f"anchor video(s) not found: {missing}")
-    pairs = [(v, anchor_rows[a]) for v in todo for a in anchors if a != v.id
-             and existing.get((v.id, f"{PAIR_PREFIX}{a}"), (0, "error"))[1] == "error"]
+    pairs = [
+        (v, anchor_rows[a])
+        for v in todo
+        for a in anchors
+        if a != v.id and existing.get((v.id, f"{PAIR_PREFIX}{a}"), (0, "error"))[1] == "error"
+    ]
     total = len(todo)
     if progress:
         progress(0, total)
@@ -372,8 +429,16 @@ def _score_pairs(s, ev, videos, todo, existing, report, batch_size, checkpoint_i
                 model_id=ev.model_id,
                 error=None if wr is not None else "no usable comparison",
             )
-            _store(s, ev, res, video_id=vid, variant="", existing=existing,
-                   checkpoint_id=checkpoint_id, round_id=round_id)
+            _store(
+                s,
+                ev,
+                res,
+                video_id=vid,
+                variant="",
+                existing=existing,
+                checkpoint_id=checkpoint_id,
+                round_id=round_id,
+            )
             _count(report, res)
             finished.add(vid)
             if progress:
@@ -389,8 +454,16 @@ def _score_pairs(s, ev, videos, todo, existing, report, batch_size, checkpoint_i
         )
         for (v, a), r in zip(batch, results):
             r.pair_video_id = a.id
-            _store(s, ev, r, video_id=v.id, variant=f"{PAIR_PREFIX}{a.id}", existing=existing,
-                   checkpoint_id=checkpoint_id, round_id=round_id)
+            _store(
+                s,
+                ev,
+                r,
+                video_id=v.id,
+                variant=f"{PAIR_PREFIX}{a.id}",
+                existing=existing,
+                checkpoint_id=checkpoint_id,
+                round_id=round_id,
+            )
             report.pairs += 1
         finish_ready()
         s.commit()
@@ -398,7 +471,9 @@ def _score_pairs(s, ev, videos, todo, existing, report, batch_size, checkpoint_i
     report.errors += len(pending - finished)
 
 
-def latest_predictions(db_url: str, evaluator: str, version: str | None = None, variant: str = "") -> dict[int, Any]:
+def latest_predictions(
+    db_url: str, evaluator: str, version: str | None = None, variant: str = ""
+) -> dict[int, Any]:
     """``video_id → Prediction`` for one evaluator (the given version, or the newest row per video)."""
     from sqlalchemy import select
 

@@ -35,7 +35,7 @@ _EXPORTS = {
     "import_embeddings": "selection.imports",
 }
 
-__all__ = sorted(_EXPORTS)
+__all__ = sorted(_EXPORTS)  # noqa: PLE0605
 
 
 def __getattr__(name: str) -> Any:

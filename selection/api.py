@@ -14,10 +14,10 @@ from selection.distances import FrameBank, PooledBank, as_bank
 from selection.registry import get_strategy
 from selection.strategies.base import SelectionProblem, SelectionResult, Strategy
 
-__all__ = ["select", "resolve_budget", "make_strategy"]
+__all__ = ["make_strategy", "resolve_budget", "select"]
 
 
-def resolve_budget(budget: int | float | str, n_candidates: int) -> int:
+def resolve_budget(budget: float | str, n_candidates: int) -> int:
     """A budget as a count (``64``, ``"64"``) or a fraction of the candidates (``"5%"``, ``0.05``).
 
     Fractions round to the nearest count (halves up), at least 1.
@@ -39,7 +39,7 @@ def resolve_budget(budget: int | float | str, n_candidates: int) -> int:
         raise SelectionError(f"budget {spec!r} is not a count or a percentage like '5%'") from None
     if not 0 < frac <= 1:
         raise SelectionError(f"budget {spec!r} must be a fraction in (0, 100%]")
-    return max(1, int(math.floor(frac * n_candidates + 0.5)))
+    return max(1, math.floor(frac * n_candidates + 0.5))
 
 
 def make_strategy(
@@ -64,15 +64,15 @@ def make_strategy(
 def _stack(cands: Any, ctx: Any) -> Any:
     if ctx is None:
         return cands
-    if isinstance(cands, np.ndarray) and isinstance(ctx, np.ndarray) and cands.ndim == ctx.ndim:
-        if cands.ndim == 2 or cands.shape[1] == ctx.shape[1]:
-            return np.concatenate([cands, ctx])
+    same_kind = isinstance(cands, np.ndarray) and isinstance(ctx, np.ndarray) and cands.ndim == ctx.ndim
+    if same_kind and (cands.ndim == 2 or cands.shape[1] == ctx.shape[1]):
+        return np.concatenate([cands, ctx])
     return [*list(cands), *list(ctx)]
 
 
 def select(
     strategy: str | Strategy,
-    budget: int | float | str,
+    budget: float | str,
     *,
     ids: Sequence[int] | np.ndarray | None = None,
     difficulty: Sequence[float] | np.ndarray | None = None,

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["chamfer", "FrameBank", "PooledBank", "pooled_distances", "as_bank"]
+__all__ = ["FrameBank", "PooledBank", "as_bank", "chamfer", "pooled_distances"]
 
 # Working-set cap for one batched distance block (elements of the Ta x n x F matrix).
 _BLOCK_ELEMENTS = 8_000_000

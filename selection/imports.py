@@ -15,7 +15,7 @@ import numpy as np
 from sqlalchemy import select
 
 from mds.db.engine import session_scope
-from mds.db.models import DifficultyScore, EmbeddingRecord, Video
+from mds.db.models import DifficultyScore, Video
 from mds.errors import ParseError, SelectionError
 
 

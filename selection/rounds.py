@@ -214,6 +214,7 @@ def select_round(
     filters: CandidateFilter | None = None,
     count_labelled: bool = False,
     round_number: int | None = None,
+    round_id: int | None = None,
     name: str | None = None,
     options: dict[str, Any] | None = None,
     config: dict[str, Any] | None = None,
@@ -221,6 +222,8 @@ def select_round(
 ) -> Round:
     """Select a batch and record it as a new ``Round`` (status ``selected``) with its ``Selection`` rows.
 
+    ``round_id`` fills an existing round instead (one without selections, e.g. created by the
+    rounds orchestration); its config is updated with the selection snapshot.
     ``config`` is merged into the round's config snapshot (the caller's own settings).
     Returns the committed Round with its selections loaded.
     """
@@ -244,24 +247,37 @@ def select_round(
         "mds_version": mds.__version__,
         **(config or {}),
     }
-    return _write_round(db_url, result, snapshot, info, round_number=round_number, name=name,
+    return _write_round(db_url, result, snapshot, info, round_number=round_number, round_id=round_id, name=name,
                         lambda_=getattr(strat, "lambda_", None))
 
 
 def _write_round(db_url: str, result: SelectionResult, snapshot: dict[str, Any], info: dict[str, Any], *,
-                 round_number: int | None, name: str | None, lambda_: float | None) -> Round:
+                 round_number: int | None, round_id: int | None, name: str | None, lambda_: float | None) -> Round:
     with session_scope(db_url) as s:
-        number = round_number
-        if number is None:
-            number = (s.scalar(select(func.max(Round.number))) or 0) + 1
-        elif s.scalar(select(Round.id).where(Round.number == number)) is not None:
-            raise SelectionError(f"round {number} already exists")
-        rnd = Round(
-            number=number, name=name, strategy=snapshot["strategy"], budget=snapshot["budget"],
-            budget_spec=snapshot["budget_spec"], seed=snapshot["seed"], lambda_=lambda_, encoder=snapshot["encoder"],
-            config=snapshot, config_hash=config_hash(snapshot), status="selected",
-            steps={"select": {"candidates": info["counts"]}},
-        )
+        if round_id is not None:
+            rnd = s.get(Round, round_id)
+            if rnd is None:
+                raise SelectionError(f"no round with id {round_id}")
+            if rnd.selections:
+                raise SelectionError(f"round {rnd.number} already has a selection")
+            config = {**(rnd.config or {}), **snapshot}
+            rnd.strategy, rnd.budget, rnd.budget_spec, rnd.seed = (
+                snapshot["strategy"], snapshot["budget"], snapshot["budget_spec"], snapshot["seed"])
+            rnd.lambda_, rnd.encoder, rnd.config, rnd.config_hash = lambda_, snapshot["encoder"], config, config_hash(config)
+            rnd.status = "selected"
+            rnd.steps = {**(rnd.steps or {}), "select": {"candidates": info["counts"]}}
+        else:
+            number = round_number
+            if number is None:
+                number = (s.scalar(select(func.max(Round.number))) or 0) + 1
+            elif s.scalar(select(Round.id).where(Round.number == number)) is not None:
+                raise SelectionError(f"round {number} already exists")
+            rnd = Round(
+                number=number, name=name, strategy=snapshot["strategy"], budget=snapshot["budget"],
+                budget_spec=snapshot["budget_spec"], seed=snapshot["seed"], lambda_=lambda_,
+                encoder=snapshot["encoder"], config=snapshot, config_hash=config_hash(snapshot), status="selected",
+                steps={"select": {"candidates": info["counts"]}},
+            )
         for order, p in enumerate(result.picks):
             rnd.selections.append(Selection(video_id=p.video_id, pick_order=order, difficulty=p.difficulty,
                                             diversity=p.diversity, total=p.total, extra=p.extra))
@@ -269,7 +285,7 @@ def _write_round(db_url: str, result: SelectionResult, snapshot: dict[str, Any],
         try:
             s.flush()
         except IntegrityError:
-            raise SelectionError(f"round {number} already exists (concurrent selection?)") from None
+            raise SelectionError(f"round {rnd.number} already exists (concurrent selection?)") from None
         rid = rnd.id
     with session_scope(db_url) as s:
         rnd = s.get(Round, rid)

@@ -21,7 +21,7 @@ import pytest
 
 
 @pytest.fixture(scope="session")
-def ls_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator:  # noqa: ANN401
+def ls_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator:
     """A running Label Studio (:class:`LocalLabelStudio`); its document root is ``.document_root``."""
     from labeling.server import LocalLabelStudio, find_label_studio_bin, free_port, install_label_studio
 
@@ -36,7 +36,7 @@ def ls_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator:  # noqa: AN
 
 
 @pytest.fixture
-def ls_running(ls_server):  # noqa: ANN001, ANN201
+def ls_running(ls_server):
     """The session server, restarted first if an earlier test stopped it."""
     if ls_server.process is None or ls_server.process.poll() is not None:
         ls_server.process = None
@@ -45,7 +45,7 @@ def ls_running(ls_server):  # noqa: ANN001, ANN201
 
 
 @pytest.fixture
-def ls_client(ls_running):  # noqa: ANN001, ANN201
+def ls_client(ls_running):
     from labeling.client import LabelStudioClient
 
     return LabelStudioClient(ls_running.url, ls_running.token)
@@ -58,16 +58,16 @@ class Rater:
     name: str
     user_id: int
 
-    def rate(self, client, task_id: int, rating: float, *, control: str = "quality") -> int:  # noqa: ANN001
+    def rate(self, client, task_id: int, rating: float, *, control: str = "quality") -> int:
         result = [{"from_name": control, "to_name": "video", "type": "rating", "value": {"rating": rating}}]
         return client.create_annotation(task_id, result, completed_by=self.user_id, lead_time=2.5)
 
-    def skip(self, client, task_id: int) -> int:  # noqa: ANN001
+    def skip(self, client, task_id: int) -> int:
         return client.create_annotation(task_id, [], completed_by=self.user_id, was_cancelled=True)
 
 
 @pytest.fixture(scope="session")
-def ls_raters(ls_server) -> list[Rater]:  # noqa: ANN001
+def ls_raters(ls_server) -> list[Rater]:
     """Five annotator accounts on the session server."""
     from labeling.client import LabelStudioClient
 
@@ -76,7 +76,7 @@ def ls_raters(ls_server) -> list[Rater]:  # noqa: ANN001
 
 
 def make_round(
-    session, videos_dir: Path, *, n: int, number: int = 1, evaluator: str | None = "vqr1",  # noqa: ANN001
+    session, videos_dir: Path, *, n: int, number: int = 1, evaluator: str | None = "vqr1",
     outside_dir: Path | None = None, prefix: str = "clip",
 ) -> list[int]:
     """Write ``n`` real clips, add them to the pool, and record round ``number`` selecting them in order.

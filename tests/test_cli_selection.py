@@ -48,10 +48,10 @@ def test_embed_then_select_on_generated_clips(db_url: str, clip_dir: Path, tmp_p
 def test_embed_without_weights_is_a_one_line_error(sqlite_url: str, tmp_path: Path) -> None:
     env = {"MDS_DATA_DIR": str(tmp_path / "d"), "HF_HUB_OFFLINE": "1", "PATH": "/usr/bin:/bin"}
     r = subprocess.run([sys.executable, "-m", "mds.cli", "--db", sqlite_url, "embed"], capture_output=True, text=True,
-                       env=env, cwd=tmp_path)
+                       env=env, cwd=tmp_path, check=False)
     if "No module named mds.cli.__main__" in r.stderr:
         r = subprocess.run([sys.executable, "-c", "from mds.cli import main; main()", "--db", sqlite_url, "embed"],
-                           capture_output=True, text=True, env=env, cwd=Path(__file__).parents[1])
+                           capture_output=True, text=True, env=env, cwd=Path(__file__).parents[1], check=False)
     assert r.returncode == 1
     assert r.stderr.strip().count("\n") == 0 and "--pretrained none" in r.stderr
 

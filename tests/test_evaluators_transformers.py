@@ -20,8 +20,16 @@ BAD_STATUSES = ("failed", "truncated", "missing_dims")
 
 
 def _video(clip_dir: Path, i: int, **meta) -> VideoInput:  # noqa: ANN003
-    return VideoInput(path=str(clip_dir / f"clip{i}.mp4"), video_id=i + 1, meta=meta, width=96, height=64,
-                      fps=16.0, duration_s=1.0, frame_count=16)
+    return VideoInput(
+        path=str(clip_dir / f"clip{i}.mp4"),
+        video_id=i + 1,
+        meta=meta,
+        width=96,
+        height=64,
+        fps=16.0,
+        duration_s=1.0,
+        frame_count=16,
+    )
 
 
 @pytest.fixture(params=["qwen2.5-vl", "qwen3-vl"])
@@ -62,7 +70,9 @@ def test_build_inputs_batched_left_padded(tiny_dir: Path, clip_dir: Path) -> Non
     ids, mask = batch["input_ids"], batch["attention_mask"]
     assert ids.shape[0] == 2 and batch["video_grid_thw"].shape == (2, 3)
     assert batch["video_grid_thw"][:, 0].tolist() == [4, 2]  # temporal patches of 2 frames
-    assert mask[:, -1].tolist() == [1, 1] and 0 in mask[0].tolist()  # left padding on the shorter prompt
+    assert mask[:, -1].tolist() == [1, 1] and 0 in mask.flatten().tolist()  # left padding on the shorter one
+    for row in mask.tolist():
+        assert row == sorted(row)  # zeros (padding) only at the start
     if "second_per_grid_ts" in batch:  # Qwen2.5-VL: 2 frames per patch over the real sampling interval
         assert batch["second_per_grid_ts"].tolist() == pytest.approx([2 / 8.0, 2 / 4.0])
     else:  # Qwen3-VL: timestamps of the real frames in the prompt
@@ -76,8 +86,10 @@ def test_generation_is_seeded(tiny_dir: Path, clip_dir: Path) -> None:
 
     be = TransformersChatBackend(tiny_dir, batch_size=2, min_pixels=56 * 56, max_pixels=112 * 112)
     sf = sample_frames(clip_dir / "clip0.mp4", SamplingConfig(num_frames=4))
-    convs = [[{"role": "user", "content": [video_part(sf), text_part("q")]}],
-             [{"role": "user", "content": [image_part(sf.frames[0]), image_part(sf.frames[1]), text_part("q")]}]]
+    convs = [
+        [{"role": "user", "content": [video_part(sf), text_part("q")]}],
+        [{"role": "user", "content": [image_part(sf.frames[0]), image_part(sf.frames[1]), text_part("q")]}],
+    ]
     a = be.generate(convs, GenParams(max_new_tokens=8, seed=3), n=2)
     b = be.generate(convs, GenParams(max_new_tokens=8, seed=3), n=2)
     c = be.generate(convs, GenParams(max_new_tokens=8, seed=4), n=2)
@@ -97,7 +109,9 @@ def test_lora_adapter_loads_through_peft(tiny_qwen25vl_dir: Path, tmp_path: Path
 
     base, processor = load_vlm(tiny_qwen25vl_dir)
     torch.manual_seed(0)
-    peft_model = get_peft_model(base, LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"], init_lora_weights=False))
+    peft_model = get_peft_model(
+        base, LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"], init_lora_weights=False)
+    )
     peft_model.save_pretrained(tmp_path / "adapter")
     sf = sample_frames(clip_dir / "clip2.mp4", SamplingConfig(num_frames=4))
     batch = build_inputs(processor, [sf], ["q"])
@@ -118,20 +132,27 @@ def test_single_video_adapters_on_tiny_qwen25(name: str, tiny_qwen25vl_dir: Path
     if name == "short-drama":
         opts["num_frames"] = 4
     ev = create_evaluator(name, **opts)
-    res = ev.predict([_video(clip_dir, 0, prompt="a square"), _video(clip_dir, 1),
-                      VideoInput(path=str(clip_dir / "missing.mp4"), video_id=99)])
+    res = ev.predict(
+        [
+            _video(clip_dir, 0, prompt="a square"),
+            _video(clip_dir, 1),
+            VideoInput(path=str(clip_dir / "missing.mp4"), video_id=99),
+        ]
+    )
     assert len(res) == 3
     for r in res[:2]:
         assert r.parse_status in BAD_STATUSES, r.raw_text
         assert r.pred_scalar is None and r.raw_text and r.n_samples == 2
         assert r.gen_params["max_new_tokens"] == 6 and r.preproc["n_frames"] >= 2
+        backend = r.gen_params["backend"]
+        assert backend["backend"] == "transformers" and backend["checkpoint_generation_config"]["top_k"] == 50
     assert res[2].parse_status == "error" and res[2].video_id == 99
 
 
 def test_medea_on_tiny_qwen3(tiny_qwen3vl_dir: Path, clip_dir: Path) -> None:  # noqa: F811
     ev = create_evaluator("medea", backend="transformers", model=str(tiny_qwen3vl_dir), short_side=64, **TINY)
     (r,) = ev.predict([_video(clip_dir, 0, title="t", tags=["a", "b"])])
-    assert r.parse_status in BAD_STATUSES and r.raw_text and r.pred_scalar is None
+    assert r.parse_status in BAD_STATUSES and r.raw_text is not None and r.pred_scalar is None
     assert len(r.preproc["keyframe_indices"]) == 7
 
 

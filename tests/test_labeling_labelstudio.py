@@ -18,29 +18,29 @@ pytest_plugins = ["tests.labelstudio_fixtures"]
 pytestmark = pytest.mark.labelstudio
 
 
-def make_round(*a, **kw):  # noqa: ANN002, ANN003, ANN201 - imported late: the module is a pytest plugin
+def make_round(*a, **kw):
     from tests.labelstudio_fixtures import make_round as _make
 
     return _make(*a, **kw)
 
 
-def _session(url: str):  # noqa: ANN202
+def _session(url: str):
     from mds.db.engine import make_sessionmaker
 
     return make_sessionmaker(url)()
 
 
-def _opts(srv, **kw):  # noqa: ANN001, ANN202
+def _opts(srv, **kw):
     from labeling.push import PushOptions
 
     return PushOptions(document_root=srv.document_root, **kw)
 
 
-def _tasks_by_video(client, project_id: int) -> dict[int, dict]:  # noqa: ANN001
+def _tasks_by_video(client, project_id: int) -> dict[int, dict]:
     return {t["data"]["mds_video_id"]: t for t in client.list_tasks(project_id)}
 
 
-def test_label_configs_accepted_by_server(ls_client) -> None:  # noqa: ANN001
+def test_label_configs_accepted_by_server(ls_client) -> None:
     from labeling.kinds import KINDS, get_kind
 
     for kind in KINDS:
@@ -50,7 +50,7 @@ def test_label_configs_accepted_by_server(ls_client) -> None:  # noqa: ANN001
             ls_client.delete_project(pid)
 
 
-def test_round_trip_push_rate_pull_complete(db_url: str, ls_running, ls_client, ls_raters) -> None:  # noqa: ANN001
+def test_round_trip_push_rate_pull_complete(db_url: str, ls_running, ls_client, ls_raters) -> None:
     from labeling.pull import pull
     from labeling.push import push_round
     from mds.db.models import Annotation, Job, Label, LabelingTask, LabelProject, Round, Video
@@ -134,7 +134,7 @@ def test_round_trip_push_rate_pull_complete(db_url: str, ls_running, ls_client, 
         assert gone.status == "deleted"  # kept, not erased
 
 
-def test_push_survives_server_stop_and_lost_answer(sqlite_url: str, ls_running, ls_client) -> None:  # noqa: ANN001
+def test_push_survives_server_stop_and_lost_answer(sqlite_url: str, ls_running, ls_client) -> None:
     from labeling.push import push_round
     from mds.db.models import LabelingTask
     from mds.errors import LabelingError
@@ -156,7 +156,7 @@ def test_push_survives_server_stop_and_lost_answer(sqlite_url: str, ls_running, 
         real_import = ls_client.import_tasks
         calls = []
 
-        def lossy_import(project_id: int, tasks: list) -> list[int]:  # noqa: ANN001
+        def lossy_import(project_id: int, tasks: list) -> list[int]:
             ids = real_import(project_id, tasks)
             calls.append(ids)
             if len(calls) == 1:
@@ -195,11 +195,18 @@ def test_unreachable_server_one_line_error_nothing_lost(sqlite_url: str, tmp_pat
     exe = Path(sys.executable).parent / "mds"
     env = {"MDS_DATABASE_URL": sqlite_url, "MDS_LABEL_STUDIO_TOKEN": "t" * 40, "PATH": "/usr/bin:/bin",
            "MDS_LABEL_STUDIO_DOCUMENT_ROOT": str(tmp_path), "HOME": str(tmp_path)}
-    for args in (["label", "push", "--round", "1", "--url", dead], ["label", "pull", "--url", dead]):
-        p = subprocess.run([str(exe), *args], capture_output=True, text=True, env=env, cwd=tmp_path, timeout=60)
-        assert p.returncode != 0
-        lines = [ln for ln in p.stderr.splitlines() if ln.strip()]
-        assert len(lines) == 1 and "unreachable" in lines[0] and dead in lines[0], p.stderr
+    p = subprocess.run([str(exe), "label", "push", "--round", "1", "--url", dead], capture_output=True, text=True,
+                       env=env, cwd=tmp_path, timeout=120, check=False)
+    assert p.returncode == 1
+    lines = [ln for ln in p.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1 and "unreachable" in lines[0] and dead in lines[0], p.stderr
+    from labeling.client import LabelStudioClient
+    from labeling.pull import pull
+    from mds.errors import LabelingError
+
+    with _session(sqlite_url) as s, pytest.raises(LabelingError, match="unreachable") as err:
+        pull(s, LabelStudioClient(dead, "t" * 40))
+    assert "\n" not in str(err.value)
     with _session(sqlite_url) as s:
         assert s.scalar(select(func.count()).select_from(LabelProject)) == 0
         assert s.scalar(select(func.count()).select_from(LabelingTask)) == 0
@@ -208,7 +215,7 @@ def test_unreachable_server_one_line_error_nothing_lost(sqlite_url: str, tmp_pat
         assert s.scalars(select(Round)).one().status == "selected"
 
 
-def test_webhook_secret_duplicates_completion_and_deletion(sqlite_url: str, ls_running, ls_client, ls_raters) -> None:  # noqa: ANN001
+def test_webhook_secret_duplicates_completion_and_deletion(sqlite_url: str, ls_running, ls_client, ls_raters) -> None:
     import time
 
     from labeling.push import push_round
@@ -241,7 +248,7 @@ def test_webhook_secret_duplicates_completion_and_deletion(sqlite_url: str, ls_r
         ls_raters[0].rate(ls_client, tasks[vids[1]]["id"], 5)
         assert time.monotonic() - t0 < 5  # Label Studio's delivery did not wait for processing
 
-        def wait_for(pred, timeout: float = 30.0) -> None:  # noqa: ANN001
+        def wait_for(pred, timeout: float = 30.0) -> None:
             end = time.monotonic() + timeout
             while time.monotonic() < end:
                 if pred():
@@ -279,3 +286,32 @@ def test_webhook_secret_duplicates_completion_and_deletion(sqlite_url: str, ls_r
             assert s.scalars(select(WebhookEvent).where(WebhookEvent.action == "ANNOTATIONS_DELETED")).one()
     finally:
         srv.stop()
+
+
+def test_pairwise_round_two_videos_and_skip(sqlite_url: str, ls_running, ls_client, ls_raters) -> None:
+    from labeling.pull import pull
+    from labeling.push import push_round
+    from mds.db.models import Annotation, Label, Selection, Video
+
+    with _session(sqlite_url) as s:
+        v1, v2 = make_round(s, ls_running.document_root / f"v-{uuid.uuid4().hex[:8]}", n=2, evaluator=None)
+        second = s.scalars(select(Selection).where(Selection.video_id == v2)).one()
+        s.delete(second)
+        first = s.scalars(select(Selection).where(Selection.video_id == v1)).one()
+        first.extra = {"pair_video_id": v2, "cluster": 3}
+        s.commit()
+        res = push_round(s, ls_client, 1, _opts(ls_running, kind="pairwise", ratings_per_video=2))
+        [task] = ls_client.list_tasks(res.project_id)
+        assert task["data"]["video2"].endswith(Path(s.get(Video, v2).uri).name)
+        assert [(p["cluster"], p["model_version"]) for p in task["predictions"]] == [(3, "mds-round-1")]
+        pick = [{"from_name": d, "to_name": "video1", "type": "choices", "value": {"choices": [c]}}
+                for d, c in (("TA", "Tie"), ("VQ", "Video 2"), ("MQ", "Video 2"), ("OA", "Video 2"))]
+        ls_client.create_annotation(task["id"], pick, completed_by=ls_raters[0].user_id)
+        ls_raters[1].skip(ls_client, task["id"])
+        out = pull(s, ls_client)
+        assert (out.created, out.skipped) == (2, 1)
+        ok = s.scalars(select(Annotation).where(Annotation.status == "ok")).one()
+        assert (ok.video_id, ok.pair_video_id, ok.score) == (v1, v2, -1.0)
+        lab = s.scalars(select(Label)).one()
+        assert lab.kind == "pairwise" and lab.value["votes"]["OA"] == {"Video 2": 1} and lab.value["pair_video_id"] == v2
+        assert out.rounds_labelled == []  # a skip is not a rating: one of two ratings so far

@@ -24,8 +24,17 @@ def _conv(text: str = "hi") -> list:
 
 
 def _video(clip_dir: Path, i: int = 0, **meta) -> VideoInput:  # noqa: ANN003
-    return VideoInput(path=str(clip_dir / f"clip{i}.mp4"), video_id=i + 1, name=f"clip{i}.mp4", meta=meta,
-                      width=96, height=64, fps=16.0, duration_s=1.0, frame_count=16)
+    return VideoInput(
+        path=str(clip_dir / f"clip{i}.mp4"),
+        video_id=i + 1,
+        name=f"clip{i}.mp4",
+        meta=meta,
+        width=96,
+        height=64,
+        fps=16.0,
+        duration_s=1.0,
+        frame_count=16,
+    )
 
 
 def test_retries_on_server_errors_then_succeeds() -> None:
@@ -66,7 +75,9 @@ def test_request_shape_key_and_sampling(monkeypatch: pytest.MonkeyPatch) -> None
     monkeypatch.setenv("MY_KEY", "secret-123")
     with ChatServer(fixed("ok")) as srv:
         be = OpenAIChatBackend("served-name", base_url=srv.base_url, api_key_env="MY_KEY")
-        be.generate([_conv()], GenParams(temperature=0.6, top_p=0.95, top_k=20, max_new_tokens=77, seed=5), n=2)
+        be.generate(
+            [_conv()], GenParams(temperature=0.6, top_p=0.95, top_k=20, max_new_tokens=77, seed=5), n=2
+        )
         be.generate([_conv()], GenParams(do_sample=False))
     body, greedy = srv.requests
     assert srv.headers[0]["authorization"] == "Bearer secret-123"
@@ -81,7 +92,9 @@ def test_frames_travel_as_jpeg_data_urls(clip_dir: Path) -> None:
     from mds.video.frames import SamplingConfig, sample_frames
 
     sf = sample_frames(clip_dir / "clip0.mp4", SamplingConfig(num_frames=4))
-    msgs = to_openai_messages([{"role": "user", "content": [video_part(sf), image_part(sf.frames[0]), text_part("q")]}])
+    msgs = to_openai_messages(
+        [{"role": "user", "content": [video_part(sf), image_part(sf.frames[0]), text_part("q")]}]
+    )
     parts = msgs[0]["content"]
     assert [p["type"] for p in parts] == ["image_url"] * 5 + ["text"]
     url = parts[0]["image_url"]["url"]
@@ -104,7 +117,9 @@ def test_vqr1_over_openai(clip_dir: Path) -> None:
     assert [r.pred_scalar for r in res] == [3.85, 3.85] and [r.video_id for r in res] == [1, 2]
     body = srv.requests[0]
     assert body["top_k"] == 50 and body["top_p"] == 1.0 and body["max_tokens"] == 2048 and body["seed"] == 42
-    assert body["messages"][0]["content"][-1]["text"].startswith("You are doing the video quality assessment task.")
+    assert body["messages"][0]["content"][-1]["text"].startswith(
+        "You are doing the video quality assessment task."
+    )
     assert len(user_images(body)) == 4  # 1 s clip at 2 fps, raised to the 4-frame minimum
     assert res[0].preproc["n_frames"] == 4 and res[0].gen_params["top_k"] == 50
 
@@ -112,12 +127,16 @@ def test_vqr1_over_openai(clip_dir: Path) -> None:
 def test_vqr1_samples_and_resampling(clip_dir: Path) -> None:
     answers = ["garbage", "<answer>3.0</answer>", "<answer>4.0</answer>", "<answer>5.0</answer>"]
     with ChatServer(lambda body, i: Reply(answers[min(i, 3)])) as srv:
-        ev = create_evaluator("vqr1", backend="openai", base_url=srv.base_url, model="m", resample=3, concurrency=1)
+        ev = create_evaluator(
+            "vqr1", backend="openai", base_url=srv.base_url, model="m", resample=3, concurrency=1
+        )
         (r,) = ev.predict([_video(clip_dir)])
     assert r.parse_status == "ok" and r.pred_scalar == 3.0
     assert r.parsed["attempts"] == ["failed", "ok"] and "garbage" in r.raw_text and r.n_samples == 2
     with ChatServer(lambda body, i: Reply(answers[1 + i % 3])) as srv:
-        ev = create_evaluator("vqr1", backend="openai", base_url=srv.base_url, model="m", n_samples=3, concurrency=1)
+        ev = create_evaluator(
+            "vqr1", backend="openai", base_url=srv.base_url, model="m", n_samples=3, concurrency=1
+        )
         (r,) = ev.predict([_video(clip_dir)])
         assert srv.requests[0]["n"] == 3
     assert r.pred_scalar == pytest.approx(3.0)  # the server answers one text for all n choices
@@ -139,8 +158,13 @@ def test_server_failure_becomes_error_result(clip_dir: Path) -> None:
 
 def test_medea_over_openai(clip_dir: Path, shared_dir: Path) -> None:
     out = (shared_dir / "fixtures" / "medea_example_output.txt").read_text()
-    meta = {"title": "给三角洲一点震撼", "tags": ["游戏", "射击游戏", "三角洲行动"], "asr": "", "category": "游戏",
-            "subcategory": "射击游戏"}
+    meta = {
+        "title": "给三角洲一点震撼",
+        "tags": ["游戏", "射击游戏", "三角洲行动"],
+        "asr": "",
+        "category": "游戏",
+        "subcategory": "射击游戏",
+    }
     with ChatServer(fixed(out)) as srv:
         ev = create_evaluator("medea", base_url=srv.base_url)
         (r,) = ev.predict([_video(clip_dir, 0, **meta)])
@@ -171,11 +195,19 @@ def test_videoscore2_and_short_drama_over_openai(clip_dir: Path) -> None:
         (r,) = ev.predict([_video(clip_dir, 0, prompt="a red square moving right")])
     assert r.parse_status == "ok" and r.pred_scalar == 2.0
     assert r.pred_label == {"visual_quality": 2.0, "t2v_alignment": 5.0, "physical_consistency": 4.0}
-    assert "Video prompt: a red square moving right\n" in srv.requests[0]["messages"][0]["content"][-1]["text"]
+    assert (
+        "Video prompt: a red square moving right\n" in srv.requests[0]["messages"][0]["content"][-1]["text"]
+    )
     assert srv.requests[0]["temperature"] == 0.7 and r.preproc["out_of_domain"] is False
     with ChatServer(fixed('{"think": "gripping", "answer": 4}')) as srv:
-        ev = create_evaluator("short-drama", backend="openai", base_url=srv.base_url, model="sd", answer_format="json",
-                              num_frames=6)
+        ev = create_evaluator(
+            "short-drama",
+            backend="openai",
+            base_url=srv.base_url,
+            model="sd",
+            answer_format="json",
+            num_frames=6,
+        )
         eps = [str(clip_dir / f"clip{i}.mp4") for i in range(3)]
         (r,) = ev.predict([_video(clip_dir, 0, episodes=eps)])
     assert r.parse_status == "ok" and r.pred_label == 4
@@ -184,22 +216,34 @@ def test_videoscore2_and_short_drama_over_openai(clip_dir: Path) -> None:
 
 
 def test_vrthinker_tool_loop_over_openai(clip_dir: Path) -> None:
-    tool = ('<Snapshot>similar</Snapshot><Think>need more</Think><Recommend Answer>TA=1, VQ=0, MQ=0, OA=1, CF=2'
-            '</Recommend Answer><tool_call>{"name": "select_frames", "arguments": {"frame_indices": [0, 64, 127]}}'
-            "</tool_call>")
-    final = "<Snapshot>v1 sharper</Snapshot><Think>video 1 wins</Think><Answer>TA=1, VQ=1, MQ=0, OA=1</Answer>"
+    tool = (
+        "<Snapshot>similar</Snapshot><Think>need more</Think><Recommend Answer>TA=1, VQ=0, MQ=0, OA=1, CF=2"
+        '</Recommend Answer><tool_call>{"name": "select_frames", "arguments": {"frame_indices": [0, 64, 127]}}'
+        "</tool_call>"
+    )
+    final = (
+        "<Snapshot>v1 sharper</Snapshot><Think>video 1 wins</Think><Answer>TA=1, VQ=1, MQ=0, OA=1</Answer>"
+    )
 
     def responder(body: dict, i: int) -> Reply:
         return Reply(final if any("tool_response" in str(m["content"]) for m in body["messages"]) else tool)
 
     with ChatServer(responder) as srv:
-        ev = create_evaluator("vrthinker", backend="openai", base_url=srv.base_url, model="vrt", image_side=64)
+        ev = create_evaluator(
+            "vrthinker", backend="openai", base_url=srv.base_url, model="vrt", image_side=64
+        )
         (r,) = ev.predict_pairs([(_video(clip_dir, 0, prompt="a square"), _video(clip_dir, 1))])
-    assert r.parse_status == "ok" and r.pred_label == {"TA": 1, "VQ": 1, "MQ": 0, "OA": 1} and r.pred_scalar == 1.0
+    assert (
+        r.parse_status == "ok"
+        and r.pred_label == {"TA": 1, "VQ": 1, "MQ": 0, "OA": 1}
+        and r.pred_scalar == 1.0
+    )
     assert (r.video_id, r.pair_video_id) == (1, 2)
     assert r.parsed["tool_calls"] == [[0, 64, 127]] and r.parsed["turns"] == 3
     first, second = srv.requests
-    assert first["messages"][0]["role"] == "system" and first["messages"][0]["content"].startswith("Task Description:")
+    assert first["messages"][0]["role"] == "system" and first["messages"][0]["content"].startswith(
+        "Task Description:"
+    )
     assert len(user_images(first)) == 8 and "Prompt: a square" in str(first["messages"][1]["content"])
     assert [m["role"] for m in second["messages"]] == ["system", "user", "assistant", "user"]
     assert len(user_images(second)) == 8 + 6  # three indices, paired from both videos
@@ -208,10 +252,14 @@ def test_vrthinker_tool_loop_over_openai(clip_dir: Path) -> None:
 
 
 def test_vrthinker_turn_limit_gives_recommendation(clip_dir: Path) -> None:
-    tool = ('<Recommend Answer>TA=2, VQ=2, MQ=0, OA=2, CF=3</Recommend Answer>'
-            '<tool_call>{"name": "select_frames", "arguments": {"frame_indices": [5]}}</tool_call>')
+    tool = (
+        "<Recommend Answer>TA=2, VQ=2, MQ=0, OA=2, CF=3</Recommend Answer>"
+        '<tool_call>{"name": "select_frames", "arguments": {"frame_indices": [5]}}</tool_call>'
+    )
     with ChatServer(fixed(tool)) as srv:
-        ev = create_evaluator("vrthinker", backend="openai", base_url=srv.base_url, model="vrt", image_side=32, max_turns=3)
+        ev = create_evaluator(
+            "vrthinker", backend="openai", base_url=srv.base_url, model="vrt", image_side=32, max_turns=3
+        )
         (r,) = ev.predict_pairs([(_video(clip_dir, 2), _video(clip_dir, 3))])
     assert len(srv.requests) == 3
     assert r.parse_status == "recommend_only" and r.pred_scalar == -1.0 and "max_turns" in r.parsed["flags"]
@@ -229,6 +277,10 @@ def test_images_are_real_frames(clip_dir: Path) -> None:
         ev = create_evaluator("vqr1", backend="openai", base_url=srv.base_url, model="m")
         (r,) = ev.predict([_video(clip_dir, 3)])
     url = user_images(srv.requests[0])[0]
-    got = np.asarray(Image.open(io.BytesIO(base64.b64decode(url.split(",", 1)[1]))).convert("RGB"), dtype=float)
-    want = sample_frames(clip_dir / "clip3.mp4", indices=r.preproc["frame_indices"][:1]).frames[0].astype(float)
+    got = np.asarray(
+        Image.open(io.BytesIO(base64.b64decode(url.split(",", 1)[1]))).convert("RGB"), dtype=float
+    )
+    want = (
+        sample_frames(clip_dir / "clip3.mp4", indices=r.preproc["frame_indices"][:1]).frames[0].astype(float)
+    )
     assert np.abs(got - want).mean() < 8  # JPEG round trip

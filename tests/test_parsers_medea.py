@@ -86,12 +86,36 @@ MALFORMED = [
     (BASE + "非明确支持", "ok", "非明确支持", {"few_comments"}),
     (BASE + "**支持**", "ok", "支持", {"few_comments", "z_label_inconsistent"}),
     (BASE + "「反对」", "ok", "反对", {"few_comments"}),
-    (BASE.replace("<think>\n", "") + "支持", "ok", "支持", set()),  # opening <think> eaten by the chat template
-    (BASE.replace("z = boxed{0}", "") + "非明确支持", "fallback", "非明确支持", {"no_z"}),  # z from the recount
-    (BASE.replace("共1条，反对", "共3条，反对") + "非明确支持", "ok", "非明确支持", {"summary_count_mismatch"}),
-    ("<think>\n【好看】(支持评论1)\n【好看】(支持评论2)\nz = \\boxed{1.41}\n</think>\n支持", "ok", "支持",
-     {"duplicate_comments", "z_label_inconsistent"}),
-    ("<think>\n【好看】(支持评论1)\n 支持类评论共1条", "truncated", None, {"missing_think_end"}),  # cut at max tokens
+    (
+        BASE.replace("<think>\n", "") + "支持",
+        "ok",
+        "支持",
+        set(),
+    ),  # opening <think> eaten by the chat template
+    (
+        BASE.replace("z = boxed{0}", "") + "非明确支持",
+        "fallback",
+        "非明确支持",
+        {"no_z"},
+    ),  # z from the recount
+    (
+        BASE.replace("共1条，反对", "共3条，反对") + "非明确支持",
+        "ok",
+        "非明确支持",
+        {"summary_count_mismatch"},
+    ),
+    (
+        "<think>\n【好看】(支持评论1)\n【好看】(支持评论2)\nz = \\boxed{1.41}\n</think>\n支持",
+        "ok",
+        "支持",
+        {"duplicate_comments", "z_label_inconsistent"},
+    ),
+    (
+        "<think>\n【好看】(支持评论1)\n 支持类评论共1条",
+        "truncated",
+        None,
+        {"missing_think_end"},
+    ),  # cut at max tokens
     (BASE + "我觉得很好", "failed", None, set()),
     (BASE, "failed", None, set()),
 ]
@@ -114,7 +138,16 @@ def test_reasoning_content_split_by_server() -> None:
 
 
 @pytest.mark.parametrize(
-    ("label", "err"), [("支持", 0.0), ("High-Quality", 0.0), (1, 0.0), (True, 0.0), ("非明确支持", 1.0), ("Low-Quality", 1.0), (0, 1.0)]
+    ("label", "err"),
+    [
+        ("支持", 0.0),
+        ("High-Quality", 0.0),
+        (1, 0.0),
+        (True, 0.0),
+        ("非明确支持", 1.0),
+        ("Low-Quality", 1.0),
+        (0, 1.0),
+    ],
 )
 def test_error_against_human_label(shared_dir, label, err) -> None:  # noqa: ANN001
     ev = MedeaEvaluator(base_url="http://127.0.0.1:1/v1", backend="openai", model="m")

@@ -11,8 +11,16 @@ OK = [
     ('```json\n{"think": "…", "answer": "4分"}\n```', 4, "json"),
     ('{"think": "…", "answer": "\\\\boxed{2}"}', 2, "json"),
     ('{"think": "…", "answer": 5,}', 5, "json"),  # trailing comma repaired (flagged)
-    ("<caption>a palace drama</caption><comments>好看</comments><think>…</think><answer>\\boxed{3}</answer>", 3, "tagged"),
-    ("<answer>\\boxed{2}</answer> wait <answer>\\boxed{5}</answer>", 5, "tagged"),  # several answers: the last
+    (
+        "<caption>a palace drama</caption><comments>好看</comments><think>…</think><answer>\\boxed{3}</answer>",
+        3,
+        "tagged",
+    ),
+    (
+        "<answer>\\boxed{2}</answer> wait <answer>\\boxed{5}</answer>",
+        5,
+        "tagged",
+    ),  # several answers: the last
     ("<answer>3.6</answer>", 4, "tagged"),  # float rounded (flagged)
     ("<answer>4/5</answer>", 4, "tagged"),
     ("<answer>＼boxed｛4｝</answer>", 4, "tagged"),  # full-width characters

@@ -14,13 +14,31 @@ REAL = (
 
 CASES = [
     (REAL, "ok", (4, 4, 4)),
-    ("<think>Physical Consistency: 3</think>visual quality: 5;\ntext-to-video alignment: 2,\nphysical/common-sense consistency: 3",
-     "ok", (5, 2, 3)),
-    ("<think>x</think>VISUAL QUALITY: 3.5; Text-to-Video Alignment: 4; Physical/Common-Sense Consistency: 2", "ok", (3.5, 4, 2)),
-    ("<think>x</think>(1) visual: 3\n(2) alignment: 4\n(3) physics: 5", "fallback", (3, 4, 5)),  # per-line fallback
-    ("<think>x</think>visual quality: 7; text-to-video alignment: 4; physical/common-sense consistency: 2",
-     "out_of_range", (7, 4, 2)),
-    ("（1）visual quality：4\n（2）text-to-video alignment：3\n（3）physical/common-sense consistency：5", "ok", (4, 3, 5)),  # full-width
+    (
+        "<think>Physical Consistency: 3</think>visual quality: 5;\ntext-to-video alignment: 2,\nphysical/common-sense consistency: 3",
+        "ok",
+        (5, 2, 3),
+    ),
+    (
+        "<think>x</think>VISUAL QUALITY: 3.5; Text-to-Video Alignment: 4; Physical/Common-Sense Consistency: 2",
+        "ok",
+        (3.5, 4, 2),
+    ),
+    (
+        "<think>x</think>(1) visual: 3\n(2) alignment: 4\n(3) physics: 5",
+        "fallback",
+        (3, 4, 5),
+    ),  # per-line fallback
+    (
+        "<think>x</think>visual quality: 7; text-to-video alignment: 4; physical/common-sense consistency: 2",
+        "out_of_range",
+        (7, 4, 2),
+    ),
+    (
+        "（1）visual quality：4\n（2）text-to-video alignment：3\n（3）physical/common-sense consistency：5",
+        "ok",
+        (4, 3, 5),
+    ),  # full-width
 ]
 
 
@@ -34,7 +52,10 @@ def test_videoscore2_parses(raw: str, status: str, dims: tuple) -> None:
 @pytest.mark.parametrize(
     ("raw", "status"),
     [
-        ("<think>Visual Quality: 3, Text-to-Video Alignment: 4, Physical: 2</think>\n", "failed"),  # only inside think
+        (
+            "<think>Visual Quality: 3, Text-to-Video Alignment: 4, Physical: 2</think>\n",
+            "failed",
+        ),  # only inside think
         ("<think>x</think>visual quality: 4\ntext-to-video alignment: 3", "missing_dims"),
         ("<think>the video shows", "failed"),  # truncated
         ("", "failed"),
@@ -47,7 +68,9 @@ def test_videoscore2_failures(raw: str, status: str) -> None:
 
 def test_scalar_and_error() -> None:
     ev = VideoScore2Evaluator(model="m")
-    r = ev.parse("<think>x</think>visual quality: 2; text-to-video alignment: 4; physical/common-sense consistency: 3")
+    r = ev.parse(
+        "<think>x</think>visual quality: 2; text-to-video alignment: 4; physical/common-sense consistency: 3"
+    )
     assert r.pred_scalar == 2.0
     assert VideoScore2Evaluator(model="m", scalar="mean").parse(r.raw_text).pred_scalar == pytest.approx(3.0)
     assert ev.error(r, {"v": 1, "t": 4, "p": 5}) == pytest.approx((1 + 0 + 2) / 3)

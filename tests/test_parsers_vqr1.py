@@ -14,7 +14,12 @@ CASES = [
     ("<answer>2.00</answer>", "ok", 2.0, 2.0),  # failure-predictor style, no reasoning
     ("<ANSWER>3</ANSWER>", "ok", 3.0, 3.0),
     ("<answer>1.5</answer> then again <answer>2.8</answer>", "ok", 2.8, 2.8),  # several blocks: the last
-    ("<think>1080p clip, 2024</think><answer>0.25</answer>", "out_of_range", 1.0, 0.25),  # below 1 (seen upstream)
+    (
+        "<think>1080p clip, 2024</think><answer>0.25</answer>",
+        "out_of_range",
+        1.0,
+        0.25,
+    ),  # below 1 (seen upstream)
     ("<answer>7.5</answer>", "out_of_range", 5.0, 7.5),
     ("<think>1080p video from 2019, 300 frames. The final score is 3.5", "fallback", 3.5, 3.5),
 ]

@@ -28,14 +28,23 @@ def test_fixture_answer_round_trip(shared_dir) -> None:  # noqa: ANN001
 
 
 ANSWERS = [
-    ("<Snapshot>…</Snapshot><think>… Video 1 is superior …</think><final answer>TA = 1, MQ = 1, VQ = 1, OA = 1</final answer>",
-     "ok", {"TA": 1, "VQ": 1, "MQ": 1, "OA": 1}),
+    (
+        "<Snapshot>…</Snapshot><think>… Video 1 is superior …</think><final answer>TA = 1, MQ = 1, VQ = 1, OA = 1</final answer>",
+        "ok",
+        {"TA": 1, "VQ": 1, "MQ": 1, "OA": 1},
+    ),
     ("<answer>TA=2, VQ=2, MQ=0, OA=2</ answer>", "ok", {"TA": 2, "VQ": 2, "MQ": 0, "OA": 2}),
     ("<Answer>TA：0，VQ：1，MQ：2，OA：0</Answer>", "ok", {"TA": 0, "VQ": 1, "MQ": 2, "OA": 0}),  # full-width
-    ("<Answer>TA=1, VQ=1, MQ=1, OA=1</Answer> hmm <Answer>TA=2, VQ=2, MQ=2, OA=2</Answer>", "ok",
-     {"TA": 2, "VQ": 2, "MQ": 2, "OA": 2}),  # the last answer wins
-    ("<recommend answer>TA = 1, MQ = 0, VQ = 0, OA = 1, CF = 2</recommend answer>", "recommend_only",
-     {"TA": 1, "VQ": 0, "MQ": 0, "OA": 1}),
+    (
+        "<Answer>TA=1, VQ=1, MQ=1, OA=1</Answer> hmm <Answer>TA=2, VQ=2, MQ=2, OA=2</Answer>",
+        "ok",
+        {"TA": 2, "VQ": 2, "MQ": 2, "OA": 2},
+    ),  # the last answer wins
+    (
+        "<recommend answer>TA = 1, MQ = 0, VQ = 0, OA = 1, CF = 2</recommend answer>",
+        "recommend_only",
+        {"TA": 1, "VQ": 0, "MQ": 0, "OA": 1},
+    ),
 ]
 
 
@@ -62,15 +71,34 @@ def test_bad_answers(raw: str, status: str) -> None:
 @pytest.mark.parametrize(
     ("turn", "kept", "flags"),
     [
-        ('<tool_call>{"name": "select_frames", "arguments": {"frame_indices": [10, 30, 60, 90]}}</tool_call>',
-         [10, 30, 60, 90], []),
-        ('<tool_call>{"name": "select_frames", "arguments": {"target_frames": [12, 24, 24, 200]}}</tool_call>',
-         [12, 24, 127], ["index_out_of_range"]),
+        (
+            '<tool_call>{"name": "select_frames", "arguments": {"frame_indices": [10, 30, 60, 90]}}</tool_call>',
+            [10, 30, 60, 90],
+            [],
+        ),
+        (
+            '<tool_call>{"name": "select_frames", "arguments": {"target_frames": [12, 24, 24, 200]}}</tool_call>',
+            [12, 24, 127],
+            ["index_out_of_range"],
+        ),
         ('<tool_call>{"target_frames": [1, 2]}</tool_call>', [1, 2], []),  # the paper's bare form
-        ('<tool_call>{"name": "select_frames", "arguments": {"frame_indices": ' + str(list(range(20))) + "}}</tool_call>",
-         list(range(12)), []),  # capped at 12
-        ('<tool_call>{"name": "select_frames", "arguments": {"frame_indices": [1, 2}</tool_call>', None, ["bad_tool_json"]),
-        ('<tool_call>{"name": "zoom", "arguments": {"frame_indices": [1]}}</tool_call>', None, ["bad_tool_json"]),
+        (
+            '<tool_call>{"name": "select_frames", "arguments": {"frame_indices": '
+            + str(list(range(20)))
+            + "}}</tool_call>",
+            list(range(12)),
+            [],
+        ),  # capped at 12
+        (
+            '<tool_call>{"name": "select_frames", "arguments": {"frame_indices": [1, 2}</tool_call>',
+            None,
+            ["bad_tool_json"],
+        ),
+        (
+            '<tool_call>{"name": "zoom", "arguments": {"frame_indices": [1]}}</tool_call>',
+            None,
+            ["bad_tool_json"],
+        ),
         ("no tool call here", None, []),
     ],
 )

@@ -110,7 +110,7 @@ def test_store_roundtrip_and_torn_tail(tmp_path: Path) -> None:
 
     st = EmbeddingStore(tmp_path, "k:1", dim=4)
     a, b = np.ones((2, 4)), np.arange(12, dtype=np.float32).reshape(3, 4)
-    (la, oa, na), (lb, ob, nb) = st.append([a, b])
+    (la, oa, _), (lb, ob, nb) = st.append([a, b])
     # Simulate a crash mid-write: half a row at the end of the shard.
     with open(st.root / la, "ab") as fh:
         fh.write(b"\x00" * 3)
@@ -160,8 +160,8 @@ def test_embed_pool_incremental_resumable_with_failures(db_url: str, clip_dir: P
 
 
 def test_import_scores_and_embeddings(db_url: str, tmp_path: Path) -> None:
-    from selection.imports import import_embeddings, import_scores
     from selection.embeddings.store import EmbeddingStore
+    from selection.imports import import_embeddings, import_scores
 
     paths = [tmp_path / f"SDR_Music_{i}.mp4" for i in range(3)]
     ids = add_videos(db_url, paths)

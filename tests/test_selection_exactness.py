@@ -63,7 +63,7 @@ def synthetic(n: int, f: int | tuple[int, int], d: int, seed: int, dup: int = 0)
 
 
 def test_batched_chamfer_matches_reference_pairs() -> None:
-    g, feats = synthetic(12, (3, 9), 16, seed=3)
+    _, feats = synthetic(12, (3, 9), 16, seed=3)
     bank = FrameBank.from_list(feats)
     for i in (0, 5, 11):
         d = bank.distances_from(i)
@@ -85,7 +85,7 @@ def test_batched_chamfer_matches_reference_pairs() -> None:
         (45, 8, 8, 9, 0.0, 6, 4),  # lambda 0: ties in g resolved by input order
     ],
 )
-def test_exact_mode_matches_reference_loop(n, f, d, k, lam, seed, dup) -> None:  # noqa: ANN001
+def test_exact_mode_matches_reference_loop(n, f, d, k, lam, seed, dup) -> None:
     g, feats = synthetic(n, f, d, seed, dup)
     expected = reference_greedy(g, feats, k, lam)
     got = select("mds", k, difficulty=g, features=feats, lambda_=lam, dtype=np.float64)

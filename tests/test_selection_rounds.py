@@ -11,7 +11,8 @@ from sqlalchemy import select
 from mds.db.engine import session_scope
 from mds.db.models import Label, Round, Selection
 from mds.errors import SelectionError
-from selection import CandidateFilter, select as select_mem, select_round
+from selection import CandidateFilter, select_round
+from selection import select as select_mem
 from tests.test_selection_embeddings import add_videos
 from tests.test_selection_exactness import reference_greedy, synthetic
 
@@ -51,6 +52,18 @@ def test_select_round_mds_matches_reference(db_url: str, tmp_path: Path) -> None
     assert rnd2.config["filters"]["exclude_in_flight"] is True
     with pytest.raises(SelectionError, match="already exists"):
         select_round(db_url, strategy="random", budget=2, round_number=1)
+    # Filling a round created beforehand (the rounds orchestration does this).
+    with session_scope(db_url) as s:
+        pre = Round(number=7, strategy="pending", budget=0, status="embedded", config={"experiment": "x"}, steps={"score": {}})
+        s.add(pre)
+        s.flush()
+        pre_id = pre.id
+    filled = select_round(db_url, strategy="difficulty", budget=2, round_id=pre_id)
+    assert filled.id == pre_id and filled.number == 7 and filled.status == "selected"
+    assert filled.config["experiment"] == "x" and filled.strategy == "difficulty" and "score" in filled.steps
+    assert len(filled.selections) == 2
+    with pytest.raises(SelectionError, match="already has a selection"):
+        select_round(db_url, strategy="difficulty", budget=2, round_id=pre_id)
 
 
 def test_filters_labelled_context_and_seeded_random(db_url: str, tmp_path: Path) -> None:

@@ -72,7 +72,7 @@ def test_kcenter_maximises_min_distance() -> None:
 
 
 def test_pooled_mode_and_distances() -> None:
-    x = np.random.default_rng(0).normal(size=(20, 6)).astype(np.float32)
+    x = np.random.default_rng(0).normal(size=(20, 6))  # float64: no cancellation noise at d = 0
     d = pooled_distances(x[3], x)
     np.testing.assert_allclose(d, np.linalg.norm(x - x[3], axis=1), atol=1e-5)
     c = pooled_distances(x[3], x, metric="cosine")

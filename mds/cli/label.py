@@ -17,13 +17,13 @@ TokenOpt = Annotated[
 ]
 
 
-def _client(url: str | None, token: str | None):  # noqa: ANN202
+def _client(url: str | None, token: str | None):
     from labeling.client import client_from_settings
 
     return client_from_settings(settings(), url=url, token=token)
 
 
-def _session(url: str):  # noqa: ANN202
+def _session(url: str):
     from mds.db.engine import make_sessionmaker
 
     return make_sessionmaker(url)()

@@ -45,8 +45,16 @@ def _list(json_: bool) -> None:
     for s in specs:
         rng = "" if s.label.score_range is None else f"{s.label.score_range[0]:g}–{s.label.score_range[1]:g}"
         kind = s.label.kind.value + (f" {'/'.join(s.label.dimensions)}" if s.label.dimensions else "")
-        t.add_row(s.name, kind, rng, str(s.label.higher_is_better), s.modality,
-                  str(s.defaults.get("backend", "")), str(s.defaults.get("model", "") or ""), s.source)
+        t.add_row(
+            s.name,
+            kind,
+            rng,
+            str(s.label.higher_is_better),
+            s.modality,
+            str(s.defaults.get("backend", "")),
+            str(s.defaults.get("model", "") or ""),
+            s.source,
+        )
     console().print(t)
 
 
@@ -54,16 +62,31 @@ def score(
     evaluator: EvaluatorNameOpt = None,
     split: Annotated[str, typer.Option("--split", "-s", help="source | pool | test | all.")] = "pool",
     dataset: Annotated[str | None, typer.Option("--dataset", "-d", help="Only this dataset/domain.")] = None,
-    model: Annotated[str | None, typer.Option("--model", "-m", help="Checkpoint: local dir, hf-hub:ID or hub id.")] = None,
+    model: Annotated[
+        str | None, typer.Option("--model", "-m", help="Checkpoint: local dir, hf-hub:ID or hub id.")
+    ] = None,
     adapter: Annotated[str | None, typer.Option("--adapter", help="peft LoRA adapter directory.")] = None,
-    checkpoint: Annotated[int | None, typer.Option("--checkpoint", help="Checkpoint id (checkpoints table).")] = None,
+    checkpoint: Annotated[
+        int | None, typer.Option("--checkpoint", help="Checkpoint id (checkpoints table).")
+    ] = None,
     backend: Annotated[str | None, typer.Option("--backend", help="transformers | openai.")] = None,
-    base_url: Annotated[str | None, typer.Option("--base-url", envvar="OPENAI_BASE_URL", help="OpenAI-compatible server URL.")] = None,
-    batch_size: Annotated[int, typer.Option("--batch-size", "-b", help="Videos (or pairs) per batch and commit.")] = 8,
-    limit: Annotated[int | None, typer.Option("--limit", "-n", help="Score at most this many new videos.")] = None,
-    anchors: Annotated[int, typer.Option("--anchors", help="Pairwise evaluators: anchor videos per video.")] = 3,
+    base_url: Annotated[
+        str | None, typer.Option("--base-url", envvar="OPENAI_BASE_URL", help="OpenAI-compatible server URL.")
+    ] = None,
+    batch_size: Annotated[
+        int, typer.Option("--batch-size", "-b", help="Videos (or pairs) per batch and commit.")
+    ] = 8,
+    limit: Annotated[
+        int | None, typer.Option("--limit", "-n", help="Score at most this many new videos.")
+    ] = None,
+    anchors: Annotated[
+        int, typer.Option("--anchors", help="Pairwise evaluators: anchor videos per video.")
+    ] = 3,
     seed: Annotated[int, typer.Option("--seed", help="Seed of the anchor choice.")] = 0,
-    option: Annotated[list[str], typer.Option("--option", "-o", help="Evaluator option KEY=VALUE (JSON values), repeatable.")] = [],  # noqa: B006
+    option: Annotated[
+        list[str],
+        typer.Option("--option", "-o", help="Evaluator option KEY=VALUE (JSON values), repeatable."),
+    ] = [],  # noqa: B006
     list_: Annotated[bool, typer.Option("--list", help="List the registered evaluators and exit.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
     json_: JsonOpt = False,
@@ -85,16 +108,27 @@ def score(
     from mds.scoring import score_pool
 
     kwargs: dict[str, Any] = dict(
-        options=opts, split=None if split == "all" else split, dataset=dataset, limit=limit,
-        batch_size=batch_size, checkpoint_id=checkpoint, anchors=anchors, seed=seed,
+        options=opts,
+        split=None if split == "all" else split,
+        dataset=dataset,
+        limit=limit,
+        batch_size=batch_size,
+        checkpoint_id=checkpoint,
+        anchors=anchors,
+        seed=seed,
     )
     if quiet or json_:
         report = score_pool(url, evaluator, **kwargs)
     else:
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-        with Progress(TextColumn("[bold]score[/] {task.description}"), BarColumn(), MofNCompleteColumn(),
-                      TimeElapsedColumn(), console=err_console()) as bar:
+        with Progress(
+            TextColumn("[bold]score[/] {task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            console=err_console(),
+        ) as bar:
             task = bar.add_task(evaluator, total=None)
 
             def on_progress(done: int, total: int) -> None:

@@ -6,7 +6,7 @@ Thin wrappers over :mod:`selection` and :mod:`mds.metrics`; heavy imports stay i
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -27,14 +27,14 @@ def _parse_meta(items: list[str]) -> dict[str, object]:
 
 def embed(
     encoder: Annotated[str, typer.Option("--encoder", help="open_clip model name, e.g. ViT-B-32.")] = "ViT-B-32",
-    pretrained: Annotated[Optional[str], typer.Option(
+    pretrained: Annotated[str | None, typer.Option(
         "--pretrained", help="Weights: a file, a directory, hf-hub:REPO, an open_clip tag (local cache), or 'none' (random init)."
     )] = None,
     frames: Annotated[int, typer.Option("--frames", help="Frames per video, spread uniformly.")] = 8,
-    fps: Annotated[Optional[float], typer.Option("--fps", help="Sample at this rate instead of --frames.")] = None,
-    max_frames: Annotated[Optional[int], typer.Option("--max-frames", help="Cap with --fps.")] = None,
+    fps: Annotated[float | None, typer.Option("--fps", help="Sample at this rate instead of --frames.")] = None,
+    max_frames: Annotated[int | None, typer.Option("--max-frames", help="Cap with --fps.")] = None,
     batch_size: Annotated[int, typer.Option("--batch-size", help="Frames per forward pass (across videos).")] = 64,
-    split: Annotated[Optional[str], typer.Option("--split", help="Only this split (default: all videos).")] = None,
+    split: Annotated[str | None, typer.Option("--split", help="Only this split (default: all videos).")] = None,
     device: Annotated[str, typer.Option("--device", help="auto, cpu or cuda.")] = "auto",
     retry_failed: Annotated[bool, typer.Option("--retry-failed", help="Retry videos that failed before.")] = False,
     as_json: JsonOpt = False,
@@ -63,19 +63,19 @@ def embed(
 def select_cmd(
     strategy: Annotated[str, typer.Option("--strategy", "-s", help="mds, mds-pooled, random, difficulty, diversity, or a plug-in.")] = "mds",
     budget: Annotated[str, typer.Option("--budget", "-k", help="Count (64) or percentage of the candidates (5%).")] = "5%",
-    lambda_: Annotated[Optional[float], typer.Option("--lambda", help="Diversity weight (default per encoder: 0.25 CLIP, 0.075 SigLIP).")] = None,
-    encoder: Annotated[Optional[str], typer.Option("--encoder", help="Encoder key of stored embeddings (default: the only one).")] = None,
-    predictor: Annotated[Optional[str], typer.Option("--predictor", help="Difficulty predictor label (default: the only one).")] = None,
+    lambda_: Annotated[float | None, typer.Option("--lambda", help="Diversity weight (default per encoder: 0.25 CLIP, 0.075 SigLIP).")] = None,
+    encoder: Annotated[str | None, typer.Option("--encoder", help="Encoder key of stored embeddings (default: the only one).")] = None,
+    predictor: Annotated[str | None, typer.Option("--predictor", help="Difficulty predictor label (default: the only one).")] = None,
     split: Annotated[str, typer.Option("--split", help="Candidate split.")] = "pool",
-    dataset: Annotated[Optional[list[str]], typer.Option("--dataset", help="Only these datasets/domains (repeatable).")] = None,
-    where: Annotated[Optional[list[str]], typer.Option("--where", help="Metadata predicate KEY=VALUE (repeatable).")] = None,
+    dataset: Annotated[list[str] | None, typer.Option("--dataset", help="Only these datasets/domains (repeatable).")] = None,
+    where: Annotated[list[str] | None, typer.Option("--where", help="Metadata predicate KEY=VALUE (repeatable).")] = None,
     include_labelled: Annotated[bool, typer.Option("--include-labelled", help="Allow already labelled videos as candidates.")] = False,
     include_in_flight: Annotated[bool, typer.Option("--include-in-flight", help="Allow videos picked in unfinished rounds.")] = False,
     count_labelled: Annotated[bool, typer.Option("--count-labelled", help="Count labelled videos as already selected in the diversity term.")] = False,
-    prefilter: Annotated[Optional[int], typer.Option("--prefilter", help="Approximate: only the top-M by difficulty.")] = None,
+    prefilter: Annotated[int | None, typer.Option("--prefilter", help="Approximate: only the top-M by difficulty.")] = None,
     seed: Annotated[int, typer.Option("--seed", help="Random seed (recorded).")] = 0,
-    round_number: Annotated[Optional[int], typer.Option("--round", help="Round number (default: next).")] = None,
-    name: Annotated[Optional[str], typer.Option("--name", help="Round name.")] = None,
+    round_number: Annotated[int | None, typer.Option("--round", help="Round number (default: next).")] = None,
+    name: Annotated[str | None, typer.Option("--name", help="Round name.")] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Select a batch and record it as a new round (status 'selected')."""
@@ -123,7 +123,7 @@ def select_cmd(
 def evaluate(
     predictions: Annotated[Path, typer.Argument(help="Prediction file: 'name value' lines, JSON, CSV or Parquet.")],
     labels: Annotated[Path, typer.Argument(help="Label (MOS) file in the same formats.")],
-    subset: Annotated[Optional[Path], typer.Option("--subset", help="Only the names listed in this file (first column).")] = None,
+    subset: Annotated[Path | None, typer.Option("--subset", help="Only the names listed in this file (first column).")] = None,
     no_fit: Annotated[bool, typer.Option("--no-fit", help="Skip the 4-parameter logistic fit.")] = False,
     as_json: JsonOpt = False,
 ) -> None:
@@ -157,7 +157,7 @@ def import_scores_cmd(
 def import_embeddings_cmd(
     file: Annotated[Path, typer.Argument(help="Vectors keyed by video name: .npz, .npy (+ --names), .parquet, .json, or a folder of .npz.")],
     encoder: Annotated[str, typer.Option("--encoder", help="Encoder key to store them under.")],
-    names: Annotated[Optional[Path], typer.Option("--names", help="Names file for a .npy (one per row).")] = None,
+    names: Annotated[Path | None, typer.Option("--names", help="Names file for a .npy (one per row).")] = None,
     normalise: Annotated[bool, typer.Option("--normalise", help="L2-normalise every vector.")] = False,
     as_json: JsonOpt = False,
 ) -> None:
@@ -169,7 +169,7 @@ def import_embeddings_cmd(
     _report(rep, as_json)
 
 
-def _report(rep, as_json: bool) -> None:  # noqa: ANN001
+def _report(rep, as_json: bool) -> None:
     if as_json:
         print_json(rep.as_dict())
         return

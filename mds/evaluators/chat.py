@@ -17,8 +17,8 @@ from collections.abc import Sequence
 from typing import Any, ClassVar
 
 from mds.errors import EvaluatorError, MdsError
-from mds.evaluators.base import EvalResult, Evaluator, VideoInput
 from mds.evaluators.backends.messages import ChatBackend, Completion, Conversation, GenParams
+from mds.evaluators.base import EvalResult, Evaluator, VideoInput
 
 # Statuses whose parse gives a usable prediction.
 USABLE = ("ok", "fallback", "out_of_range", "recommend_only")
@@ -80,6 +80,7 @@ class ChatEvaluator(Evaluator):
             raise EvaluatorError(f"{self.name}: give num_frames or fps, not both")
         super().__init__(**options)
         self._backend: ChatBackend | None = None
+        self._backend_info: dict[str, Any] | None = None
 
     # -- options ----------------------------------------------------------------------------------------
     def opt(self, key: str, default: Any = None) -> Any:
@@ -133,6 +134,16 @@ class ChatEvaluator(Evaluator):
     def backend(self, value: ChatBackend) -> None:
         """Inject a ready backend (e.g. a model already loaded in a notebook)."""
         self._backend = value
+        self._backend_info = None
+
+    def backend_info(self) -> dict[str, Any]:
+        """The backend's description (library versions, the checkpoint's own sampling defaults), cached."""
+        if self._backend_info is None:
+            try:
+                self._backend_info = dict(self.backend.describe())
+            except Exception as e:  # a description must never fail a run
+                self._backend_info = {"error": str(e)}
+        return self._backend_info
 
     def _make_backend(self) -> ChatBackend:
         from mds.evaluators.backends import create_backend
@@ -230,26 +241,35 @@ class ChatEvaluator(Evaluator):
 
     def _parse_completion(self, c: Completion) -> EvalResult:
         if c.error:
-            return EvalResult(video_id=None, parse_status="error", raw_text=c.full_text or None, error=c.error)
+            return EvalResult(
+                video_id=None, parse_status="error", raw_text=c.full_text or None, error=c.error
+            )
         r = self.parse(c.full_text)
         if r.parse_status == "failed" and c.finish_reason == "length":
             r.parse_status = "truncated"
             r.error = r.error or "generation hit max_new_tokens before an answer"
         return r
 
-    def _finish(self, video: VideoInput, preproc: dict[str, Any], samples: list[tuple[Completion, EvalResult]]) -> EvalResult:
+    def _finish(
+        self, video: VideoInput, preproc: dict[str, Any], samples: list[tuple[Completion, EvalResult]]
+    ) -> EvalResult:
         parsed = [r for _, r in samples]
         n = max(1, int(self.opt("n_samples", 1)))
         usable = [r for r in parsed if r.parse_status in USABLE]
         result = self.aggregate(usable[:n] if usable else parsed)
         if len(samples) > 1:
             result.raw_text = "\n\n".join(
-                f"=== sample {k + 1} ({r.parse_status}) ===\n{c.full_text}" for k, (c, r) in enumerate(samples)
+                f"=== sample {k + 1} ({r.parse_status}) ===\n{c.full_text}"
+                for k, (c, r) in enumerate(samples)
             )
             result.parsed = {**result.parsed, "attempts": [r.parse_status for r in parsed]}
         result.video_id = video.video_id
         result.n_samples = len(samples)
-        result.gen_params = self.gen_params(0).as_dict() | {"n_samples": n, "resample": int(self.opt("resample", 0))}
+        result.gen_params = self.gen_params(0).as_dict() | {
+            "n_samples": n,
+            "resample": int(self.opt("resample", 0)),
+            "backend": self.backend_info(),
+        }
         result.preproc = preproc
         result.model_id = self.model_id
         if result.parse_status in USABLE and result.pred_scalar is None:

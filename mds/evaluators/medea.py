@@ -34,34 +34,34 @@ from mds.evaluators.chat import USABLE, ChatEvaluator, nfkc
 # evaluators.md §2.3, word for word (full-width punctuation kept). The "### 输入数据" block keeps its
 # {placeholders} literally; only the <当前任务> block (MEDEA_TASK_TEMPLATE) is filled in.
 MEDEA_INSTRUCTIONS = (
-    '<任务定义>\n'
-    '你是一个B站内容分析专家。请综合给定稿件的视觉特征和文本内容，然后根据视频内容推测评论区针对该视频创作质量可能出现的评论（至少15条）及其倾向，最后总结评论区的总倾向并直接输出结果。\n'
-    '\n'
-    '### 输入数据\n'
-    '1. 封面: 稿件的封面图像\n'
-    '2. 关键帧: 7张视频的关键帧图像\n'
-    '3. 标题: {title}\n'
-    '4. 标签: {tag}\n'
-    '5. ASR: {asr}\n'
-    '6. 一级分区: {new_tid_name}\n'
-    '7. 二级分区: {new_sub_tid_name}\n'
-    '8. 时长: {duration}\n'
-    '9. 分辨率: {resolution}\n'
-    '10. 是否竖屏: {vertical}\n'
-    '\n'
-    '### 评论区总倾向判断准则\n'
-    '1. 模拟的评论必须至少有15条，不能重复，并且明确出现在思考过程中\n'
-    '2. 假设在模拟的评论中，支持类评论共X条，反对类评论共Y条\n'
-    '3. 计算 Sigma-标准化差额（Skellam z 分数）z = (X - Y) / sqrt(X + Y)\n'
+    "<任务定义>\n"
+    "你是一个B站内容分析专家。请综合给定稿件的视觉特征和文本内容，然后根据视频内容推测评论区针对该视频创作质量可能出现的评论（至少15条）及其倾向，最后总结评论区的总倾向并直接输出结果。\n"
+    "\n"
+    "### 输入数据\n"
+    "1. 封面: 稿件的封面图像\n"
+    "2. 关键帧: 7张视频的关键帧图像\n"
+    "3. 标题: {title}\n"
+    "4. 标签: {tag}\n"
+    "5. ASR: {asr}\n"
+    "6. 一级分区: {new_tid_name}\n"
+    "7. 二级分区: {new_sub_tid_name}\n"
+    "8. 时长: {duration}\n"
+    "9. 分辨率: {resolution}\n"
+    "10. 是否竖屏: {vertical}\n"
+    "\n"
+    "### 评论区总倾向判断准则\n"
+    "1. 模拟的评论必须至少有15条，不能重复，并且明确出现在思考过程中\n"
+    "2. 假设在模拟的评论中，支持类评论共X条，反对类评论共Y条\n"
+    "3. 计算 Sigma-标准化差额（Skellam z 分数）z = (X - Y) / sqrt(X + Y)\n"
     '4. 如果 z ≥ 1.5 则评论区总倾向为"支持"，否则为"非明确支持"\n'
     '5. 在输出时，z值必须用boxed{}包裹，例如"z = boxed{-2}"\n'
-    '6. 总结时的支持类评论数和反对类评论数需要和思考过程中模拟的评论数严格匹配，不能随意虚构\n'
-    '\n'
-    '<当前任务>\n'
+    "6. 总结时的支持类评论数和反对类评论数需要和思考过程中模拟的评论数严格匹配，不能随意虚构\n"
+    "\n"
+    "<当前任务>\n"
 )
 MEDEA_TASK_TEMPLATE = (
-    '封面: <image>\n'
-    '关键帧: <image><image><image><image><image><image><image>\n'
+    "封面: <image>\n"
+    "关键帧: <image><image><image><image><image><image><image>\n"
     '标题: "{title}"\n'
     '标签: "{tag}"\n'
     'ASR: "{asr}"\n'
@@ -70,8 +70,8 @@ MEDEA_TASK_TEMPLATE = (
     '时长: "{duration}"\n'
     '分辨率: "{resolution}"\n'
     '是否竖屏: "{vertical}"\n'
-    '\n'
-    '请直接输出结果（支持/非明确支持），不要包含任何额外解释。'
+    "\n"
+    "请直接输出结果（支持/非明确支持），不要包含任何额外解释。"
 )
 IMAGE_PLACEHOLDER = "<image>"
 N_KEYFRAMES = 7
@@ -82,8 +82,20 @@ POSITIVE = "支持"
 NEGATIVE = "非明确支持"
 # Human / training label spellings → 1 (High-Quality, 支持) or 0 (Low-Quality, 非明确支持).
 LABEL_MAP: dict[Any, int] = {
-    "支持": 1, "high-quality": 1, "high": 1, "positive": 1, "true": 1, "1": 1,
-    "非明确支持": 0, "反对": 0, "不支持": 0, "low-quality": 0, "low": 0, "negative": 0, "false": 0, "0": 0,
+    "支持": 1,
+    "high-quality": 1,
+    "high": 1,
+    "positive": 1,
+    "true": 1,
+    "1": 1,
+    "非明确支持": 0,
+    "反对": 0,
+    "不支持": 0,
+    "low-quality": 0,
+    "low": 0,
+    "negative": 0,
+    "false": 0,
+    "0": 0,
 }
 
 _LABEL = re.compile(r"^(非明确支持|支持|反对|不支持)")
@@ -184,8 +196,14 @@ def parse_medea(raw: str, reasoning: str | None = None) -> EvalResult:
     }
     if label is None:
         status = "truncated" if "missing_think_end" in flags else "failed"
-        return EvalResult(None, status, parsed=parsed, raw_text=raw, reasoning=think or None,
-                          error="no final label (支持 / 非明确支持) after </think>")
+        return EvalResult(
+            None,
+            status,
+            parsed=parsed,
+            raw_text=raw,
+            reasoning=think or None,
+            error="no final label (支持 / 非明确支持) after </think>",
+        )
     z_for_rank = z
     status = "ok"
     if z_for_rank is None and z_star is not None:
@@ -254,7 +272,12 @@ class MedeaEvaluator(ChatEvaluator):
         best = usable[0]
         zs = [float(s.pred_scalar) for s in usable if s.pred_scalar is not None]
         p = sum(s.pred_label == POSITIVE for s in usable) / len(usable)
-        best.parsed = {**best.parsed, "p_support": p, "sample_z": zs, "sample_labels": [s.pred_label for s in usable]}
+        best.parsed = {
+            **best.parsed,
+            "p_support": p,
+            "sample_z": zs,
+            "sample_labels": [s.pred_label for s in usable],
+        }
         if len(usable) > 1:
             best.pred_label = POSITIVE if p >= 0.5 else NEGATIVE
         if self.opt("scalar", "z") == "p_support":

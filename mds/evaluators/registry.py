@@ -143,7 +143,13 @@ BUILTIN: dict[str, EvaluatorSpec] = {
         EvaluatorSpec(
             name="vrthinker",
             target="mds.evaluators.vrthinker:VRThinkerEvaluator",
-            label=LabelSpec(LabelKind.PAIRWISE, (0.0, 1.0), True, dimensions=("TA", "VQ", "MQ", "OA"), choices=("1", "2", "0")),
+            label=LabelSpec(
+                LabelKind.PAIRWISE,
+                (0.0, 1.0),
+                True,
+                dimensions=("TA", "VQ", "MQ", "OA"),
+                choices=("1", "2", "0"),
+            ),
             modality="video-pair",
             description="VR-Thinker (Qwen2.5-VL-7B): pairwise TA/VQ/MQ/OA with a select_frames tool loop.",
             aliases=("vr-thinker",),
@@ -207,7 +213,9 @@ def _spec_from_entry_point(ep: Any) -> EvaluatorSpec:
             aliases=tuple(getattr(obj, "aliases", ()) or ()),
             source=f"entry-point:{dist}",
         )
-    raise EvaluatorError(f"plug-in evaluator {ep.name!r} ({ep.value}) is neither an Evaluator subclass nor an EvaluatorSpec")
+    raise EvaluatorError(
+        f"plug-in evaluator {ep.name!r} ({ep.value}) is neither an Evaluator subclass nor an EvaluatorSpec"
+    )
 
 
 def _first_line(doc: str | None) -> str:

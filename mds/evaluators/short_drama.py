@@ -46,7 +46,9 @@ _BOXED_ANY = re.compile(r"\\?boxed\{\s*([-+]?\d+(?:\.\d+)?)\s*\}")
 _BOXED = re.compile(r"\\boxed\{\s*([1-5])(?:\.0+)?\s*\}")
 _DIGIT = re.compile(r"(?<!\d)([1-5])(?!\d)")
 _NUMBER = re.compile(r"(?<![\d.])([-+]?\d+(?:\.\d+)?)")
-_SECTION = {k: re.compile(rf"<{k}>(.*?)</{k}>", re.DOTALL | re.IGNORECASE) for k in ("caption", "comments", "think")}
+_SECTION = {
+    k: re.compile(rf"<{k}>(.*?)</{k}>", re.DOTALL | re.IGNORECASE) for k in ("caption", "comments", "think")
+}
 
 
 def build_prompt(answer_format: str = "tagged") -> str:
@@ -118,16 +120,31 @@ def parse_short_drama(raw: str) -> EvalResult:
     parsed.update({"format": fmt, "flags": flags, "raw_score": score})
     if score is None:
         status = "truncated" if "missing_answer_end" in flags else "failed"
-        return EvalResult(None, status, parsed=parsed, raw_text=raw, reasoning=reasoning,
-                          error="no score found in a JSON answer or an <answer> block")
+        return EvalResult(
+            None,
+            status,
+            parsed=parsed,
+            raw_text=raw,
+            reasoning=reasoning,
+            error="no score found in a JSON answer or an <answer> block",
+        )
     if score != int(score):
         flags.append("float_rounded")
     k = int(round(score))
     if not 1 <= k <= 5:
-        return EvalResult(None, "out_of_range", pred_label=k, parsed=parsed, raw_text=raw, reasoning=reasoning,
-                          error=f"score {score:g} outside 1..5")
+        return EvalResult(
+            None,
+            "out_of_range",
+            pred_label=k,
+            parsed=parsed,
+            raw_text=raw,
+            reasoning=reasoning,
+            error=f"score {score:g} outside 1..5",
+        )
     parsed["score"] = k
-    return EvalResult(None, "ok", pred_scalar=float(k), pred_label=k, parsed=parsed, raw_text=raw, reasoning=reasoning)
+    return EvalResult(
+        None, "ok", pred_scalar=float(k), pred_label=k, parsed=parsed, raw_text=raw, reasoning=reasoning
+    )
 
 
 class ShortDramaEvaluator(ChatEvaluator):
@@ -136,7 +153,9 @@ class ShortDramaEvaluator(ChatEvaluator):
     name = "short-drama"
     label: ClassVar[LabelSpec] = LabelSpec(LabelKind.ORDINAL, (1.0, 5.0), True)
     modality = "video"
-    extra_options: ClassVar[dict[str, str]] = {"answer_format": "'tagged' (<answer>\\boxed{k}</answer>) or 'json'"}
+    extra_options: ClassVar[dict[str, str]] = {
+        "answer_format": "'tagged' (<answer>\\boxed{k}</answer>) or 'json'"
+    }
     prompt_texts = (PROMPT_BASE, FORMAT_JSON, FORMAT_TAGGED)
 
     def build_conversation(self, video: VideoInput) -> tuple[Conversation, dict[str, Any]]:
@@ -152,18 +171,31 @@ class ShortDramaEvaluator(ChatEvaluator):
             if n <= 0:
                 continue
             sf = sample_frames(path, self.sampling_config(num_frames=n, fps=None))
-            chunks.append(sf.frames if sf.frames.shape[1:] == (chunks[0].shape[1:] if chunks else sf.frames.shape[1:])
-                          else _resize_like(sf.frames, chunks[0]))
+            chunks.append(
+                sf.frames
+                if sf.frames.shape[1:] == (chunks[0].shape[1:] if chunks else sf.frames.shape[1:])
+                else _resize_like(sf.frames, chunks[0])
+            )
             used.append({"path": str(path), "frame_indices": sf.indices})
         frames = np.concatenate(chunks)
         if len(frames) % 2:
             frames = frames[:-1] if len(frames) > 1 else np.concatenate([frames, frames])
         # Frames spread over several episodes have no single fps; 2 fps is the Qwen default timing.
         conv: Conversation = [
-            {"role": "user", "content": [video_part(frames, fps=2.0), text_part(build_prompt(self.opt("answer_format", "tagged")))]}
+            {
+                "role": "user",
+                "content": [
+                    video_part(frames, fps=2.0),
+                    text_part(build_prompt(self.opt("answer_format", "tagged"))),
+                ],
+            }
         ]
-        preproc = {"episodes": used, "n_frames": int(len(frames)), "max_pixels": self.opt("max_pixels"),
-                   "prompt": "placeholder (evaluators.md §3.3)"}
+        preproc = {
+            "episodes": used,
+            "n_frames": int(len(frames)),
+            "max_pixels": self.opt("max_pixels"),
+            "prompt": "placeholder (evaluators.md §3.3)",
+        }
         return conv, preproc
 
     def parse(self, raw: str) -> EvalResult:

@@ -27,17 +27,17 @@ from mds.evaluators.chat import USABLE, ChatEvaluator, nfkc
 
 # evaluators.md §5.3 (vs2_inference.py / model card), word for word; $t2v_prompt is substituted.
 PROMPT_TEMPLATE = (
-    'You are an expert for evaluating AI-generated videos from three dimensions:\n'
-    '(1) visual quality – clarity, smoothness, artifacts;\n'
-    '(2) text-to-video alignment – fidelity to the prompt;\n'
-    '(3) physical/common-sense consistency – naturalness and physics plausibility.\n'
-    '\n'
-    'Video prompt: $t2v_prompt\n'
-    '\n'
-    'Please output in this format:\n'
-    'visual quality: <v_score>;\n'
-    'text-to-video alignment: <t_score>,\n'
-    'physical/common-sense consistency: <p_score>'
+    "You are an expert for evaluating AI-generated videos from three dimensions:\n"
+    "(1) visual quality – clarity, smoothness, artifacts;\n"
+    "(2) text-to-video alignment – fidelity to the prompt;\n"
+    "(3) physical/common-sense consistency – naturalness and physics plausibility.\n"
+    "\n"
+    "Video prompt: $t2v_prompt\n"
+    "\n"
+    "Please output in this format:\n"
+    "visual quality: <v_score>;\n"
+    "text-to-video alignment: <t_score>,\n"
+    "physical/common-sense consistency: <p_score>"
 )
 DIMENSIONS = ("visual_quality", "t2v_alignment", "physical_consistency")
 TAIL_CHARS = 300
@@ -49,7 +49,9 @@ _MAIN = re.compile(
 )
 _ONE = {
     d: re.compile(rf"{name}\s*:\s*(\d+(?:\.\d+)?)", re.IGNORECASE)
-    for d, name in zip(DIMENSIONS, ("visual quality", "text-to-video alignment", "physical/common-sense consistency"))
+    for d, name in zip(
+        DIMENSIONS, ("visual quality", "text-to-video alignment", "physical/common-sense consistency")
+    )
 }
 _LINE = re.compile(r"\(\s*([123])\s*\)\s*[^:\n]*:\s*(\d+(?:\.\d+)?)")
 # Human label key spellings accepted by ``error``.
@@ -92,11 +94,23 @@ def parse_videoscore2(raw: str) -> EvalResult:
     present = {d: v for d, v in scores.items() if v is not None}
     parsed: dict[str, Any] = {**scores, "flags": flags}
     if not present:
-        return EvalResult(None, "failed", parsed=parsed, raw_text=raw, reasoning=reasoning,
-                          error="no dimension scores after </think>")
+        return EvalResult(
+            None,
+            "failed",
+            parsed=parsed,
+            raw_text=raw,
+            reasoning=reasoning,
+            error="no dimension scores after </think>",
+        )
     if len(present) < len(DIMENSIONS):
-        return EvalResult(None, "missing_dims", parsed=parsed, raw_text=raw, reasoning=reasoning,
-                          error=f"missing: {', '.join(d for d in DIMENSIONS if scores[d] is None)}")
+        return EvalResult(
+            None,
+            "missing_dims",
+            parsed=parsed,
+            raw_text=raw,
+            reasoning=reasoning,
+            error=f"missing: {', '.join(d for d in DIMENSIONS if scores[d] is None)}",
+        )
     if flags:
         status = "out_of_range"
     return EvalResult(None, status, pred_label=dict(scores), parsed=parsed, raw_text=raw, reasoning=reasoning)

@@ -57,15 +57,27 @@ def parse_score_answer(raw: str, lo: float = 1.0, hi: float = 5.0) -> EvalResult
     if answers:
         m = _NUMBER.search(answers[-1])
         if m is None:
-            return EvalResult(None, "failed", parsed=parsed, raw_text=raw, reasoning=reasoning,
-                              error="no number inside the last <answer> block")
+            return EvalResult(
+                None,
+                "failed",
+                parsed=parsed,
+                raw_text=raw,
+                reasoning=reasoning,
+                error="no number inside the last <answer> block",
+            )
         score, status = float(m.group(0)), "ok"
         parsed["answer"] = answers[-1]
     else:
         hits = list(_FALLBACK.finditer(text[-FALLBACK_TAIL:]))
         if not hits:
-            return EvalResult(None, "failed", parsed=parsed, raw_text=raw, reasoning=reasoning,
-                              error="no <answer> block and no score near the end")
+            return EvalResult(
+                None,
+                "failed",
+                parsed=parsed,
+                raw_text=raw,
+                reasoning=reasoning,
+                error="no <answer> block and no score near the end",
+            )
         score, status = float(hits[-1].group(1)), "fallback"
     parsed["score"] = score
     if not lo <= score <= hi:

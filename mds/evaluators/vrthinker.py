@@ -39,40 +39,42 @@ from mds.evaluators.chat import ChatEvaluator, nfkc
 
 # evaluators.md §4.3, the vrthinker card's system prompt, user text and tool-response text.
 SYSTEM_PROMPT = (
-    'Task Description:\n'
-    'Your task is to compare two videos generated based on the same text prompt by analyzing their frames in detail and provide an overall judgment along with a judgment for each evaluation dimension.\n'
-    'The provided frames are downsampled from these videos:\n'
-    '- Video 1: First four input frames.\n'
-    '- Video 2: Next four input frames.\n'
-    'Evaluation Dimensions:\n'
-    '1. Text Alignment (TA): How faithfully each video reflects the text prompt.\n'
-    '2. Visual Quality (VQ): Aesthetics, artifacts, blurriness, distortion, color, resolution, flickering.\n'
-    '3. Motion Quality (MQ): Smoothness, jitter, unnatural motion, temporal consistency.\n'
-    '4. Overall Assessment (OA): Holistic judgment across the above.\n'
-    'Frames and Analysis Rules:\n'
-    '- 8 sampled frames are provided initially (4 per video), evenly downsampled from 128 frames per video. The first 4 are Video 1, the next 4 are Video 2.\n'
-    '- Each video has 128 frames (indices 0-127). To inspect more frames, call select_frames with the indices you need; the tool retrieves the same indices from both videos symmetrically.\n'
-    '- Tool returns are paired: for [i, j, k] you get (v1[i], v2[i], v1[j], v2[j], v1[k], v2[k]). Use this pairing to compare the same moment across both videos.\n'
-    '- Each tool call accepts at most 12 indices.\n'
-    'Format Requirement:\n'
-    '1. <Snapshot></Snapshot> — summarize useful visual details after receiving frames.\n'
-    '2. <Think></Think> — reasoning.\n'
-    '3. <Answer></Answer> — final judgment.\n'
-    'Label semantics: 1 = Video 1 better, 2 = Video 2 better, 0 = tie.\n'
-    'Examples:\n'
-    '<Answer>TA=1, VQ=1, MQ=0, OA=1</Answer>\n'
-    'Tool call format:\n'
-    'When you want to inspect more frames, emit a tool call inside <tool_call></tool_call> tags:\n'
+    "Task Description:\n"
+    "Your task is to compare two videos generated based on the same text prompt by analyzing their frames in detail and provide an overall judgment along with a judgment for each evaluation dimension.\n"
+    "The provided frames are downsampled from these videos:\n"
+    "- Video 1: First four input frames.\n"
+    "- Video 2: Next four input frames.\n"
+    "Evaluation Dimensions:\n"
+    "1. Text Alignment (TA): How faithfully each video reflects the text prompt.\n"
+    "2. Visual Quality (VQ): Aesthetics, artifacts, blurriness, distortion, color, resolution, flickering.\n"
+    "3. Motion Quality (MQ): Smoothness, jitter, unnatural motion, temporal consistency.\n"
+    "4. Overall Assessment (OA): Holistic judgment across the above.\n"
+    "Frames and Analysis Rules:\n"
+    "- 8 sampled frames are provided initially (4 per video), evenly downsampled from 128 frames per video. The first 4 are Video 1, the next 4 are Video 2.\n"
+    "- Each video has 128 frames (indices 0-127). To inspect more frames, call select_frames with the indices you need; the tool retrieves the same indices from both videos symmetrically.\n"
+    "- Tool returns are paired: for [i, j, k] you get (v1[i], v2[i], v1[j], v2[j], v1[k], v2[k]). Use this pairing to compare the same moment across both videos.\n"
+    "- Each tool call accepts at most 12 indices.\n"
+    "Format Requirement:\n"
+    "1. <Snapshot></Snapshot> — summarize useful visual details after receiving frames.\n"
+    "2. <Think></Think> — reasoning.\n"
+    "3. <Answer></Answer> — final judgment.\n"
+    "Label semantics: 1 = Video 1 better, 2 = Video 2 better, 0 = tie.\n"
+    "Examples:\n"
+    "<Answer>TA=1, VQ=1, MQ=0, OA=1</Answer>\n"
+    "Tool call format:\n"
+    "When you want to inspect more frames, emit a tool call inside <tool_call></tool_call> tags:\n"
     '<tool_call>{"name": "select_frames", "arguments": {"frame_indices": [10, 30, 60, 90]}}</tool_call>'
 )
 USER_TEMPLATE = (
-    'Compare the two videos generated from the following prompt and evaluate them across Text Alignment (TA), Motion Quality (MQ), Visual Quality (VQ), and Overall Assessment (OA).\n'
-    '\n'
-    'Prompt: {prompt}\n'
-    '\n'
-    'The first 4 images are uniformly sampled from Video 1, and the next 4 are from Video 2. Each video has 128 frames (indices 0-127). Use the select_frames tool to request additional frames if needed.'
+    "Compare the two videos generated from the following prompt and evaluate them across Text Alignment (TA), Motion Quality (MQ), Visual Quality (VQ), and Overall Assessment (OA).\n"
+    "\n"
+    "Prompt: {prompt}\n"
+    "\n"
+    "The first 4 images are uniformly sampled from Video 1, and the next 4 are from Video 2. Each video has 128 frames (indices 0-127). Use the select_frames tool to request additional frames if needed."
 )
-TOOL_RESPONSE_TEMPLATE = '<tool_response>Retrieved {n} frame pairs ({indices}) symmetrically from both videos.</tool_response>'
+TOOL_RESPONSE_TEMPLATE = (
+    "<tool_response>Retrieved {n} frame pairs ({indices}) symmetrically from both videos.</tool_response>"
+)
 
 FRAMES_PER_VIDEO = 128
 INITIAL_PER_VIDEO = 4
@@ -83,7 +85,9 @@ DIMENSIONS = ("TA", "VQ", "MQ", "OA")
 PAIR_SCALAR = {1: 1.0, 2: -1.0, 0: 0.0}
 
 _TOOL = re.compile(r"<tool_call>\s*(\{.*?\})\s*</tool_call>", re.DOTALL)
-_FINAL = re.compile(r"<\s*(?:final\s+)?answer\s*>(.*?)<\s*/\s*(?:final\s+)?answer\s*>", re.DOTALL | re.IGNORECASE)
+_FINAL = re.compile(
+    r"<\s*(?:final\s+)?answer\s*>(.*?)<\s*/\s*(?:final\s+)?answer\s*>", re.DOTALL | re.IGNORECASE
+)
 _RECOMMEND = re.compile(
     r"<\s*recommend(?:ed)?\s+answer\s*>(.*?)<\s*/\s*recommend(?:ed)?\s+answer\s*>", re.DOTALL | re.IGNORECASE
 )
@@ -99,7 +103,9 @@ def virtual_to_real(i: int, total_frames: int, n_virtual: int = FRAMES_PER_VIDEO
     return min(math.floor(i / n_virtual * total_frames), total_frames - 1)
 
 
-def parse_tool_call(turn: str, n_virtual: int = FRAMES_PER_VIDEO) -> tuple[list[int] | None, list[str], list[int]]:
+def parse_tool_call(
+    turn: str, n_virtual: int = FRAMES_PER_VIDEO
+) -> tuple[list[int] | None, list[str], list[int]]:
     """``(kept indices, flags, requested)`` of the last ``select_frames`` call in ``turn``; None if there is none.
 
     Accepts ``{"name": "select_frames", "arguments": {"frame_indices" | "target_frames": [...]}}`` and the bare
@@ -121,7 +127,11 @@ def parse_tool_call(turn: str, n_virtual: int = FRAMES_PER_VIDEO) -> tuple[list[
             args = json.loads(args)
         except json.JSONDecodeError:
             args = None
-    if not isinstance(obj, dict) or ("name" in obj and obj["name"] != "select_frames") or not isinstance(args, dict):
+    if (
+        not isinstance(obj, dict)
+        or ("name" in obj and obj["name"] != "select_frames")
+        or not isinstance(args, dict)
+    ):
         return None, ["bad_tool_json"], []
     raw = args.get("frame_indices", args.get("target_frames"))
     if not isinstance(raw, list) or not raw:
@@ -158,8 +168,13 @@ def parse_vrthinker_answer(text: str) -> EvalResult:
     else:
         recs = _RECOMMEND.findall(t)
         if not recs:
-            return EvalResult(None, "failed", parsed={d: None for d in DIMENSIONS}, raw_text=text,
-                              error="no <Answer> or <Recommend Answer> block")
+            return EvalResult(
+                None,
+                "failed",
+                parsed={d: None for d in DIMENSIONS},
+                raw_text=text,
+                error="no <Answer> or <Recommend Answer> block",
+            )
         dims = _dims(recs[-1])
         status = "recommend_only"
     parsed: dict[str, Any] = {d: dims.get(d) for d in DIMENSIONS}
@@ -169,7 +184,9 @@ def parse_vrthinker_answer(text: str) -> EvalResult:
     if bad:
         for d in bad:
             parsed[d] = None
-        return EvalResult(None, "missing_dims", parsed=parsed, raw_text=text, error=f"missing or invalid: {', '.join(bad)}")
+        return EvalResult(
+            None, "missing_dims", parsed=parsed, raw_text=text, error=f"missing or invalid: {', '.join(bad)}"
+        )
     return EvalResult(
         None,
         status,
@@ -181,8 +198,19 @@ def parse_vrthinker_answer(text: str) -> EvalResult:
     )
 
 
-LABEL_WORDS = {"video 1": 1, "1": 1, "a": 1, "left": 1, "video 2": 2, "2": 2, "b": 2, "right": 2,
-               "tie": 0, "0": 0, "same": 0}
+LABEL_WORDS = {
+    "video 1": 1,
+    "1": 1,
+    "a": 1,
+    "left": 1,
+    "video 2": 2,
+    "2": 2,
+    "b": 2,
+    "right": 2,
+    "tie": 0,
+    "0": 0,
+    "same": 0,
+}
 
 
 def _outcome(v: Any) -> int | None:
@@ -254,7 +282,13 @@ class VRThinkerEvaluator(ChatEvaluator):
         prompt = str((v1.meta or {}).get("prompt", "") or (v2.meta or {}).get("prompt", "") or "")
         conv: Conversation = [
             {"role": "system", "content": SYSTEM_PROMPT},
-            {"role": "user", "content": [*(image_part(im) for im in images), text_part(USER_TEMPLATE.format(prompt=prompt))]},
+            {
+                "role": "user",
+                "content": [
+                    *(image_part(im) for im in images),
+                    text_part(USER_TEMPLATE.format(prompt=prompt)),
+                ],
+            },
         ]
         return _PairState(conv=conv, frames=(f1, f2))
 
@@ -295,8 +329,13 @@ class VRThinkerEvaluator(ChatEvaluator):
             r = s.result
             r.video_id, r.pair_video_id = v1.video_id, v2.video_id
             r.raw_text = self._render_transcript(s)
-            r.parsed = {**r.parsed, "turns": len(s.transcript), "tool_calls": s.requested, "flags": sorted(set(s.flags))}
-            r.gen_params = params.as_dict() | {"max_turns": max_turns}
+            r.parsed = {
+                **r.parsed,
+                "turns": len(s.transcript),
+                "tool_calls": s.requested,
+                "flags": sorted(set(s.flags)),
+            }
+            r.gen_params = params.as_dict() | {"max_turns": max_turns, "backend": self.backend_info()}
             r.preproc = {
                 "image_side": int(self.opt("image_side", IMAGE_SIDE)),
                 "virtual_frames": FRAMES_PER_VIDEO,
@@ -309,7 +348,9 @@ class VRThinkerEvaluator(ChatEvaluator):
 
     def _step(self, s: _PairState, c: Any) -> None:
         if c.error:
-            s.result = EvalResult(None, "error", raw_text=c.full_text or None, error=c.error, parsed={"error": c.error})
+            s.result = EvalResult(
+                None, "error", raw_text=c.full_text or None, error=c.error, parsed={"error": c.error}
+            )
             return
         text = c.full_text
         s.transcript.append(text)

@@ -108,7 +108,7 @@ def promote_checkpoint(session: Session, row: Checkpoint, data_dir: str | Path |
     row.promoted = True
     session.commit()
     if row.path:
-        root = Path(row.path).parents[3]  # .../checkpoints/<evaluator>
+        root = Path(row.path).parents[2]  # .../checkpoints/<evaluator>
         write_current(root, row.path)
 
 

@@ -28,8 +28,8 @@ def ensure_base(db_url: str, evaluator: str, *, data_dir: Path, seed: int) -> tu
         raise ConfigError(f"no promoted base checkpoint of {evaluator!r}: register one first")
     from mds.learning.finetune import train_base_model
 
-    res = train_base_model(db_url, data_dir=data_dir, seed=seed, promote=True)
-    return _ck_id(res), True
+    res = train_base_model(db_url, evaluator=evaluator, data_dir=data_dir, seed=seed, promote=True)
+    return int(res["checkpoint_id"]), True
 
 
 def _ck_id(res: Any) -> int:
@@ -69,37 +69,47 @@ def predictions(db_url: str, evaluator: str, version: str) -> dict[int, float]:
 
 def difficulty(db_url: str, evaluator: str, base_checkpoint_id: int, *, data_dir: Path, seed: int,
                options: dict[str, Any]) -> tuple[int, str, dict[str, Any]]:
-    """Train g for the base checkpoint (reused when one exists) and score the pool; ``(id, key, info)``."""
-    from mds.learning import failure as fl
-    from mds.learning.checkpoints import predictor_key
+    """Train g on the current base model's errors on everything labelled (source split and earlier
+    rounds' picks), reused when the same training was done before, then score the pool."""
+    from mds.learning.failure import score_failure_predictor, train_failure_predictor
 
-    with session_scope(db_url) as s:
-        existing = s.scalars(select(Checkpoint).where(
-            Checkpoint.kind == "failure_predictor", Checkpoint.parent_id == base_checkpoint_id,
-            Checkpoint.status == "ready").order_by(Checkpoint.id.desc())).first()
-        pred_id = existing.id if existing is not None else None
-    trained = pred_id is None
-    if trained:
-        res = fl.train_failure_predictor(db_url, evaluator=evaluator, base_checkpoint=base_checkpoint_id,
-                                         data_dir=data_dir, seed=seed, **options)
-        pred_id = _ck_id(res)
-    rep = fl.score_failure(db_url, predictor=pred_id, split="pool", data_dir=data_dir)
-    with session_scope(db_url) as s:
-        key = predictor_key(s.get(Checkpoint, pred_id))
-    return pred_id, key, {"trained": trained, "scored": getattr(rep, "scored", None) if not isinstance(rep, dict)
-                          else rep.get("scored")}
+    rep = train_failure_predictor(db_url, evaluator=evaluator, data_dir=data_dir, splits=("source", "pool"),
+                                  seed=seed, **options)
+    sc = score_failure_predictor(db_url, rep.checkpoint_id, evaluator=evaluator, split="pool", data_dir=data_dir)
+    info = {"reused": bool(rep.reused), "n_train": rep.n_train, "val_spearman": rep.val_spearman,
+            "tie_fraction": rep.tie_fraction, "scored": sc.scored, "skipped": sc.skipped}
+    return rep.checkpoint_id, rep.predictor, info
 
 
 def finetune(db_url: str, round_id: int, evaluator: str, *, data_dir: Path, seed: int, promote: bool,
              options: dict[str, Any]) -> tuple[int, dict[str, Any]]:
-    """Active fine-tuning on the labels so far (through the fine-tuning job of the labelling queue)."""
-    from mds.learning.finetune import run_finetune_job
+    """Active fine-tuning of the current base model on the source labels plus every round's labels
+    up to this one (reused when the same training exists)."""
+    from mds.db.models import Round
+    from mds.learning.finetune import finetune as ft
 
-    payload = {"round_id": round_id, "evaluator": evaluator, "data_dir": str(data_dir), "seed": seed,
-               "promote": promote, **options}
-    res = run_finetune_job(db_url, payload)
-    return _ck_id(res), {k: v for k, v in (res if isinstance(res, dict) else {}).items()
-                         if isinstance(v, (int, float, str, bool))}
+    with session_scope(db_url) as s:
+        rnd = s.get(Round, round_id)
+        number, base_id = rnd.number, rnd.base_checkpoint_id
+        round_ids = sorted(s.scalars(select(Round.id).where(Round.number <= number)))
+        # a crash after training but before the step was recorded: the checkpoint is already there
+        # (and may already be promoted, so the learning code would build on top of it)
+        done = [c for c in s.scalars(select(Checkpoint).where(
+            Checkpoint.kind == "finetuned", Checkpoint.evaluator == evaluator, Checkpoint.parent_id == base_id,
+            Checkpoint.status == "ready").order_by(Checkpoint.id.desc())) if sorted(c.round_ids or []) == round_ids]
+        if done:
+            if promote and not done[0].promoted:
+                from mds.learning.checkpoints import promote_checkpoint
+
+                promote_checkpoint(s, done[0])
+            return done[0].id, {"reused": True, "promoted": bool(done[0].promoted)}
+    res = ft(db_url, evaluator=evaluator, round_ids=round_ids, promote=promote, data_dir=data_dir, seed=seed,
+             **options)
+    info = {k: v for k, v in res.items() if isinstance(v, (int, float, str, bool)) and k != "path"}
+    for k in ("before", "after"):
+        if isinstance(res.get(k), dict):
+            info[k] = res[k]
+    return int(res["checkpoint_id"]), info
 
 
 def ls_client(settings: Any):  # noqa: ANN201

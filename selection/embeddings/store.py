@@ -136,7 +136,7 @@ class EmbeddingStore:
 
     # --- pooled FAISS index ---------------------------------------------------------------------
 
-    def load_index(self):  # noqa: ANN201
+    def load_index(self):
         import faiss
 
         if self.index_path.is_file():

@@ -44,7 +44,9 @@ def _frames_of(part: dict[str, Any]) -> np.ndarray:
     return v.frames if hasattr(v, "frames") else np.asarray(v)
 
 
-def to_openai_messages(conv: Conversation, *, video_mode: str = "frames", quality: int = 90) -> list[dict[str, Any]]:
+def to_openai_messages(
+    conv: Conversation, *, video_mode: str = "frames", quality: int = 90
+) -> list[dict[str, Any]]:
     """Neutral conversation → OpenAI chat ``messages`` with data-URL images."""
     out: list[dict[str, Any]] = []
     for m in conv:
@@ -96,7 +98,9 @@ class OpenAIChatBackend:
         if not base_url:
             raise EvaluatorError("openai backend: no server URL (option base_url or env OPENAI_BASE_URL)")
         if video_mode not in ("frames", "video_jpeg"):
-            raise EvaluatorError(f"openai backend: video_mode must be 'frames' or 'video_jpeg', not {video_mode!r}")
+            raise EvaluatorError(
+                f"openai backend: video_mode must be 'frames' or 'video_jpeg', not {video_mode!r}"
+            )
         self.model = model
         self.base_url = base_url
         self.api_key_env = api_key_env
@@ -128,7 +132,12 @@ class OpenAIChatBackend:
         return self._client
 
     def describe(self) -> dict[str, Any]:
-        return {"backend": "openai", "model": self.model, "base_url": self.base_url, "video_mode": self.video_mode}
+        return {
+            "backend": "openai",
+            "model": self.model,
+            "base_url": self.base_url,
+            "video_mode": self.video_mode,
+        }
 
     def _request(self, conv: Conversation, params: GenParams, n: int) -> list[Completion]:
         import openai
@@ -163,16 +172,26 @@ class OpenAIChatBackend:
         for choice in resp.choices:
             msg = choice.message
             extra = getattr(msg, "model_extra", None) or {}
-            reasoning = getattr(msg, "reasoning_content", None) or extra.get("reasoning_content") or extra.get("reasoning")
-            out.append(Completion(text=msg.content or "", reasoning=reasoning, finish_reason=choice.finish_reason))
+            reasoning = (
+                getattr(msg, "reasoning_content", None)
+                or extra.get("reasoning_content")
+                or extra.get("reasoning")
+            )
+            out.append(
+                Completion(text=msg.content or "", reasoning=reasoning, finish_reason=choice.finish_reason)
+            )
         while len(out) < n:  # a server that ignores ``n``: ask again for the rest
-            more = self._request(conv, GenParams(**{**params.__dict__, "seed": params.seed + len(out)}), n - len(out))
+            more = self._request(
+                conv, GenParams(**{**params.__dict__, "seed": params.seed + len(out)}), n - len(out)
+            )
             out.extend(more)
             if any(c.error for c in more):
                 break
         return out[:n]
 
-    def generate(self, conversations: Sequence[Conversation], params: GenParams, *, n: int = 1) -> list[list[Completion]]:
+    def generate(
+        self, conversations: Sequence[Conversation], params: GenParams, *, n: int = 1
+    ) -> list[list[Completion]]:
         if not conversations:
             return []
         with ThreadPoolExecutor(max_workers=min(self.concurrency, len(conversations))) as pool:

@@ -84,7 +84,11 @@ def load_vlm(
     if device.startswith("cuda"):
         kwargs["device_map"] = "auto" if device == "cuda" else device
     try:
-        processor = AutoProcessor.from_pretrained(ref, revision=revision) if revision else AutoProcessor.from_pretrained(ref)
+        processor = (
+            AutoProcessor.from_pretrained(ref, revision=revision)
+            if revision
+            else AutoProcessor.from_pretrained(ref)
+        )
         model = AutoModelForImageTextToText.from_pretrained(ref, **kwargs)
     except OSError as e:
         offline = os.environ.get("HF_HUB_OFFLINE") == "1"
@@ -233,7 +237,9 @@ def build_chat_inputs(
         import torch
 
         tps = getattr(processor.video_processor, "temporal_patch_size", 2)
-        batch["second_per_grid_ts"] = torch.tensor([tps / md.sampled_fps for md in metas], dtype=torch.float32)
+        batch["second_per_grid_ts"] = torch.tensor(
+            [tps / md.sampled_fps for md in metas], dtype=torch.float32
+        )
     return batch
 
 
@@ -306,7 +312,9 @@ class TransformersChatBackend:
 
     def load(self) -> tuple[Any, Any]:
         if self._loaded is None:
-            self._loaded = load_vlm(self.model_ref, adapter=self.adapter, dtype=self.dtype, device=self.device)
+            self._loaded = load_vlm(
+                self.model_ref, adapter=self.adapter, dtype=self.dtype, device=self.device
+            )
         return self._loaded
 
     def describe(self) -> dict[str, Any]:
@@ -327,7 +335,9 @@ class TransformersChatBackend:
             else {},
         }
 
-    def generate(self, conversations: Sequence[Conversation], params: GenParams, *, n: int = 1) -> list[list[Completion]]:
+    def generate(
+        self, conversations: Sequence[Conversation], params: GenParams, *, n: int = 1
+    ) -> list[list[Completion]]:
         import torch
 
         model, processor = self.load()
