@@ -76,6 +76,16 @@ def enqueue(session: Session, kind: str, payload: dict[str, Any], *, dedupe_key:
     return job
 
 
+def requeue_failed(session: Session, kinds: list[str] | None = None) -> int:
+    """Put failed jobs back in the queue (after fixing the cause); returns how many."""
+    q = update(Job).where(Job.status == "failed")
+    if kinds:
+        q = q.where(Job.kind.in_(kinds))
+    n = session.execute(q.values(status="queued", error=None)).rowcount
+    session.commit()
+    return int(n or 0)
+
+
 def _claim(session: Session, job_id: int) -> bool:
     res = session.execute(
         update(Job)

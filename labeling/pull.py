@@ -154,6 +154,9 @@ def pull_project(
     project.settings = settings
     session.commit()
     for rid in sorted(rounds):
+        rnd = session.get(Round, rid)
+        if rnd is None or "labelled" in (rnd.steps or {}):
+            continue  # reported when it happened; re-checks must not queue or report it again
         job = check_round_complete(session, rid)
         if job is not None:
             res.rounds_labelled.append(rid)
@@ -178,6 +181,11 @@ def _upsert(
             status, reason, value = "rejected", str(e), {"raw_result": ann.get("result")}
     pair = (lt.extra or {}).get("pair_video_id")
     if pair and status == "ok":
+        if (lt.extra or {}).get("swapped"):  # the pair was shown right-left: map the answer back
+            flip = {"Video 1": "Video 2", "Video 2": "Video 1"}
+            value = {k: flip.get(v, v) if isinstance(v, str) else v for k, v in value.items()}
+            value["shown_swapped"] = True
+            score = -score if score else score
         value = {**value, "pair_video_id": pair}
     a = session.scalars(select(Annotation).where(Annotation.source == source, Annotation.external_id == ext_id)).first()
     if a is None:

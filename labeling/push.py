@@ -86,6 +86,11 @@ def task_key(r: Round, video_id: int) -> str:
     return f"mds-{round_key(r)}-v{video_id}"
 
 
+def pair_swapped(r: Round, video_id: int, pair_video_id: int) -> bool:
+    """Whether a pair is shown in swapped order (deterministic per round seed and pair, about half of them)."""
+    return hashlib.sha1(f"{r.seed}:{video_id}:{pair_video_id}".encode()).digest()[0] % 2 == 1
+
+
 def model_version(r: Round) -> str:
     return f"mds-round-{r.number}"
 
@@ -235,6 +240,7 @@ def push_round(
                      content_hash=v.content_hash if v else None)
         if kind == "pairwise":
             extra["pair_video_id"] = int((s.extra or {})["pair_video_id"])
+            extra.setdefault("swapped", pair_swapped(r, s.video_id, extra["pair_video_id"]))
         t.extra = extra
         t.ratings_wanted = opts.ratings_per_video
         rows[s.video_id] = t
@@ -275,6 +281,9 @@ def push_round(
         if kind == "pairwise":
             data["video2"] = pair_refs[s.video_id].url
             data["mds_pair_video_id"] = rows[s.video_id].extra["pair_video_id"]
+            if rows[s.video_id].extra.get("swapped"):  # shown right-left; pull maps the answers back
+                data["video"], data["video2"] = data["video2"], data["video"]
+                data["mds_swapped"] = True
         return {"data": data}
 
     todo = [s for s in sels if rows[s.video_id].external_task_id is None]
@@ -284,7 +293,7 @@ def push_round(
         tasks = [payload(s) for s in batch]
         if not with_clusters:  # bulk import cannot carry the cluster; those get predictions one by one below
             for s, tk in zip(batch, tasks):
-                tk["predictions"] = [_prediction(session, r, s, n, lk, mv)]
+                tk["predictions"] = [_prediction(session, r, s, n, lk, mv, rows[s.video_id].extra.get("swapped"))]
         ids = client.import_tasks(ext, tasks)
         for s, tid in zip(batch, ids):
             rows[s.video_id].external_task_id = str(tid)
@@ -300,7 +309,7 @@ def push_round(
         tid = int(rows[s.video_id].external_task_id)  # type: ignore[arg-type]
         preds = (remote.get(tid) or {}).get("predictions") or []
         if not any(p.get("model_version") == mv for p in preds):
-            p = _prediction(session, r, s, n, lk, mv)
+            p = _prediction(session, r, s, n, lk, mv, rows[s.video_id].extra.get("swapped"))
             client.create_prediction(tid, result=p["result"], score=p["score"], model_version=mv,
                                      cluster=p.get("cluster"))
             result.predictions += 1
@@ -318,9 +327,15 @@ def push_round(
     return result
 
 
-def _prediction(session: Session, r: Round, s: Selection, n: int, lk: Any, mv: str) -> dict[str, Any]:
+def _prediction(
+    session: Session, r: Round, s: Selection, n: int, lk: Any, mv: str, swapped: bool | None = False
+) -> dict[str, Any]:
     pred = base_prediction(session, s.video_id, r.evaluator)
-    result = lk.prediction_result(pred.score if pred else None, pred.parsed if pred else None)
+    parsed = dict(pred.parsed or {}) if pred else None
+    if swapped and parsed:
+        parsed = {k: {1: 2, 2: 1, "1": "2", "2": "1"}.get(v, v) if not isinstance(v, dict) else v
+                  for k, v in parsed.items()}
+    result = lk.prediction_result(pred.score if pred else None, parsed)
     out: dict[str, Any] = {"model_version": mv, "score": (s.pick_order + 0.5) / n, "result": result}
     cluster = (s.extra or {}).get("cluster")
     if cluster is not None:

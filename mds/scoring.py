@@ -18,7 +18,8 @@ runs stay comparable). Each comparison is a row with ``variant="vs:<anchor id>"`
 ``pair_video_id`` = the anchor and score +1 / 0 / −1 (OA: video wins / tie /
 anchor wins). Once all of a video's pairs are stored, its per-video row
 (``variant=""``) holds the **win rate** against the anchors,
-``(wins + 0.5·ties) / n_pairs`` over the usable comparisons, in [0, 1], with per
+``(wins + 0.5·ties) / n_pairs`` over the usable comparisons, in [0, 1] (in general the
+mean of ``(pair score + 1) / 2``, which also covers both-order averages), with per
 dimension win rates in ``parsed["per_dimension"]``.
 """
 
@@ -96,6 +97,18 @@ def _make_evaluator(
     return create_evaluator(evaluator, **opts)
 
 
+def _video_filter(q: Any, split: str | None, dataset: str | None, video_ids: Sequence[int] | None) -> Any:
+    from mds.db.models import Video
+
+    if split is not None:
+        q = q.where(Video.split == split)
+    if dataset is not None:
+        q = q.where(Video.dataset == dataset)
+    if video_ids is not None:
+        q = q.where(Video.id.in_(list(video_ids)))
+    return q.order_by(Video.id)
+
+
 def select_videos(
     session: Any,
     *,
@@ -108,14 +121,30 @@ def select_videos(
 
     from mds.db.models import Video
 
-    q = select(Video).order_by(Video.id)
-    if split is not None:
-        q = q.where(Video.split == split)
-    if dataset is not None:
-        q = q.where(Video.dataset == dataset)
-    if video_ids is not None:
-        q = q.where(Video.id.in_(list(video_ids)))
-    return list(session.scalars(q))
+    return list(session.scalars(_video_filter(select(Video), split, dataset, video_ids)))
+
+
+def select_video_ids(
+    session: Any,
+    *,
+    split: str | None = "pool",
+    dataset: str | None = None,
+    video_ids: Sequence[int] | None = None,
+) -> list[int]:
+    """Like :func:`select_videos`, ids only (cheap for large pools)."""
+    from sqlalchemy import select
+
+    from mds.db.models import Video
+
+    return list(session.scalars(_video_filter(select(Video.id), split, dataset, video_ids)))
+
+
+def _load_videos(session: Any, ids: Sequence[int]) -> dict[int, Any]:
+    from sqlalchemy import select
+
+    from mds.db.models import Video
+
+    return {v.id: v for v in session.scalars(select(Video).where(Video.id.in_(list(ids))))}
 
 
 def _existing(session: Any, name: str, version: str) -> dict[tuple[int, str], tuple[int, str]]:
@@ -261,10 +290,10 @@ def score_pool(
     report = ScoreReport(ev.name, ev.version)
     Session = make_sessionmaker(db_url)
     with Session() as s:
-        videos = select_videos(s, split=split, dataset=dataset, video_ids=video_ids)
+        videos = select_video_ids(s, split=split, dataset=dataset, video_ids=video_ids)
         report.candidates = len(videos)
         existing = _existing(s, ev.name, ev.version)
-        todo = [v for v in videos if existing.get((v.id, ""), (0, "error"))[1] == "error"]
+        todo = [v for v in videos if existing.get((v, ""), (0, "error"))[1] == "error"]
         report.skipped = len(videos) - len(todo)
         if limit is not None:
             todo = todo[: max(0, limit)]
@@ -322,14 +351,15 @@ def _score_single(s, ev, todo, existing, report, batch_size, checkpoint_id, roun
         progress(0, total)
     for start in range(0, total, max(1, batch_size)):
         batch = todo[start : start + batch_size]
-        inputs = [VideoInput.from_video(v) for v in batch]
+        rows = _load_videos(s, batch)
+        inputs = [VideoInput.from_video(rows[v]) for v in batch]
         results = _predict_isolated(ev.predict, inputs, lambda vi, msg: _error_result(vi.video_id, msg))
         for v, r in zip(batch, results):
             _store(
                 s,
                 ev,
                 r,
-                video_id=v.id,
+                video_id=v,
                 variant="",
                 existing=existing,
                 checkpoint_id=checkpoint_id,
@@ -377,40 +407,37 @@ def _score_pairs(
     from mds.db.models import Prediction, Video
     from mds.evaluators.base import EvalResult, VideoInput
 
-    anchors = (
-        list(anchor_ids)
-        if anchor_ids
-        else (_stored_anchors(s, ev) or choose_anchors([v.id for v in videos], m, seed))
-    )
+    anchors = list(anchor_ids) if anchor_ids else (_stored_anchors(s, ev) or choose_anchors(videos, m, seed))
     if not anchors:
         raise EvaluatorError(f"{ev.name} is pairwise and needs anchor videos; the selection is empty")
     report.anchors = anchors
-    anchor_rows = {a: s.get(Video, a) for a in anchors}
-    missing = [a for a, row in anchor_rows.items() if row is None]
+    missing = [a for a in anchors if s.get(Video, a) is None]
     if missing:
         raise EvaluatorError(f"anchor video(s) not found: {missing}")
     pairs = [
-        (v, anchor_rows[a])
+        (v, a)
         for v in todo
         for a in anchors
-        if a != v.id and existing.get((v.id, f"{PAIR_PREFIX}{a}"), (0, "error"))[1] == "error"
+        if a != v and existing.get((v, f"{PAIR_PREFIX}{a}"), (0, "error"))[1] == "error"
     ]
     total = len(todo)
     if progress:
         progress(0, total)
     finished: set[int] = set()
-    pending = {v.id for v in todo}
+    pending = set(todo)
 
-    def finish_ready() -> None:
-        for vid in sorted(pending - finished):
+    def finish_ready(candidates: set[int]) -> None:
+        for vid in sorted(candidates - finished):
             keys = [(vid, f"{PAIR_PREFIX}{a}") for a in anchors if a != vid]
             if any(existing.get(k, (0, "error"))[1] == "error" for k in keys):
                 continue
             rows = [s.get(Prediction, existing[k][0]) for k in keys]
-            outcomes = [(r.parsed or {}).get("label", {}) or {} for r in rows if r.score is not None]
-            oa = [o.get("OA") for o in outcomes]
+            scored = [r for r in rows if r.score is not None]
+            outcomes = [(r.parsed or {}).get("label", {}) or {} for r in scored]
+            pair_scores = [float(r.score) for r in scored]
             dims = {d: win_rate([o.get(d) for o in outcomes]) for d in ev.label.dimensions}
-            wr = win_rate(oa)
+            # (score + 1) / 2 per pair: 1 win, ½ tie, 0 loss; both-order averages fall in between
+            wr = sum((x + 1) / 2 for x in pair_scores) / len(pair_scores) if pair_scores else None
             res = EvalResult(
                 video_id=vid,
                 parse_status="ok" if wr is not None else "failed",
@@ -418,14 +445,14 @@ def _score_pairs(
                 parsed={
                     "method": "anchor_win_rate",
                     "anchors": [a for a in anchors if a != vid],
-                    "wins": sum(o == 1 for o in oa),
-                    "ties": sum(o == 0 for o in oa),
-                    "losses": sum(o == 2 for o in oa),
+                    "wins": sum(x > 0 for x in pair_scores),
+                    "ties": sum(x == 0 for x in pair_scores),
+                    "losses": sum(x < 0 for x in pair_scores),
                     "n_pairs": len(keys),
-                    "n_usable": len(oa),
+                    "n_usable": len(pair_scores),
                     "per_dimension": dims,
                 },
-                n_samples=len(oa),
+                n_samples=len(pair_scores),
                 model_id=ev.model_id,
                 error=None if wr is not None else "no usable comparison",
             )
@@ -444,28 +471,29 @@ def _score_pairs(
             if progress:
                 progress(len(finished), total)
 
-    finish_ready()  # videos whose pairs were all stored by an earlier (crashed) run
+    finish_ready(pending)  # videos whose pairs were all stored by an earlier (crashed) run
     s.commit()
     for start in range(0, len(pairs), max(1, batch_size)):
         batch = pairs[start : start + batch_size]
-        inputs = [(VideoInput.from_video(v), VideoInput.from_video(a)) for v, a in batch]
+        rows = _load_videos(s, {i for pair in batch for i in pair})
+        inputs = [(VideoInput.from_video(rows[v]), VideoInput.from_video(rows[a])) for v, a in batch]
         results = _predict_isolated(
             ev.predict_pairs, inputs, lambda p, msg: _error_result(p[0].video_id, msg, p[1].video_id)
         )
         for (v, a), r in zip(batch, results):
-            r.pair_video_id = a.id
+            r.pair_video_id = a
             _store(
                 s,
                 ev,
                 r,
-                video_id=v.id,
-                variant=f"{PAIR_PREFIX}{a.id}",
+                video_id=v,
+                variant=f"{PAIR_PREFIX}{a}",
                 existing=existing,
                 checkpoint_id=checkpoint_id,
                 round_id=round_id,
             )
             report.pairs += 1
-        finish_ready()
+        finish_ready({v for v, _ in batch})
         s.commit()
     # videos with a pair that failed on infrastructure stay without a per-video row: retried next run
     report.errors += len(pending - finished)

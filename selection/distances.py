@@ -82,7 +82,8 @@ class FrameBank:
     def max_distance(self) -> float:
         """An upper bound of any Chamfer distance in the bank: 2 x the largest frame norm."""
         finite = self.sqnorm[np.isfinite(self.sqnorm)]
-        return 2.0 * float(np.sqrt(finite.max())) if finite.size else 0.0
+        # Inflated slightly so that a norm rounded down in float32 still bounds the true one.
+        return 2.0 * float(np.sqrt(finite.max())) * (1 + 1e-6) if finite.size else 0.0
 
     def subset(self, rows: np.ndarray) -> FrameBank:
         rows = np.asarray(rows)
@@ -100,7 +101,8 @@ class FrameBank:
         """
         u = float(np.finfo(self.frames.dtype).eps) / 2
         m = self.max_distance() / 2
-        return float(np.sqrt((self.dim + 3) * u * (2 * m) ** 2))
+        # + slack for the float32 means over frames (pairwise summation) and the bound's own rounding
+        return float(np.sqrt((self.dim + 3) * u * (2 * m) ** 2) * 1.01 + 64 * u * 2 * m)
 
     def distances_from(self, i: int) -> np.ndarray:
         """Chamfer distances from video ``i`` of the bank to every video of the bank, ``(N,)``."""
@@ -168,7 +170,7 @@ class PooledBank:
     def max_distance(self) -> float:
         if self.metric == "cosine":
             return 2.0
-        return 2.0 * float(np.sqrt(self.sqnorm.max())) if len(self) else 0.0
+        return 2.0 * float(np.sqrt(self.sqnorm.max())) * (1 + 1e-6) if len(self) else 0.0
 
     def subset(self, rows: np.ndarray) -> PooledBank:
         return PooledBank(self.vectors[np.asarray(rows)], self.metric)

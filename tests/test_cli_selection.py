@@ -67,3 +67,21 @@ def test_evaluate_formats(tmp_path: Path, shared_dir: Path) -> None:
     csv.write_text("name,score\n" + "".join(f"{k[:-4]},{v}\n" for k, v in pred.items()))
     txt = run("evaluate", str(csv), str(sdr / "sdr_mos.txt"))
     assert "SRCC 0.7314" in txt and "PLCC 0.7942" in txt and "KRCC" in txt and "RMSE" in txt
+
+
+def test_on_a_pool_built_with_pool_add(sqlite_url: str, clip_dir: Path, tmp_path: Path,
+                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MDS_DATA_DIR", str(tmp_path / "data"))
+    model = register_tiny_clip(tmp_path)
+    run("--db", sqlite_url, "pool", "add", str(clip_dir), "--split", "pool", "--quiet")
+    out = json.loads(run("--db", sqlite_url, "embed", "--encoder", model, "--pretrained", "none", "--frames", "3",
+                         "--json"))
+    assert out["embedded"] == 4
+    names = sorted(p.name for p in clip_dir.glob("*.mp4"))
+    (tmp_path / "g.txt").write_text("".join(f"{n} {3.0 if i % 2 else 2.0}\n" for i, n in enumerate(names)))
+    run("--db", sqlite_url, "import-scores", str(tmp_path / "g.txt"), "--predictor", "g")
+    res = json.loads(run("--db", sqlite_url, "select", "--strategy", "mds", "--budget", "2", "--json"))
+    # Both g = 3.0 clips, since lambda * Dmax = 0.5 cannot bridge the 1.0 gap to g = 2.0.
+    assert {p["video"] for p in res["picks"]} == {names[1], names[3]}
+    assert res["picks"][0]["diversity"] is None and res["picks"][1]["diversity"] > 0
+    assert res["lambda"] == 0.25 and res["encoder"].endswith(":F3")

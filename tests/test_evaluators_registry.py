@@ -74,7 +74,9 @@ def test_unknown_names_and_options() -> None:
     with pytest.raises(EvaluatorError, match="unknown option.*'temprature'.*did you mean 'temperature'"):
         create_evaluator("vqr1", temprature=0.5)
     with pytest.raises(EvaluatorError, match="num_frames or fps"):
-        create_evaluator("vqr1", num_frames=8)  # the default fps=2 is still set
+        create_evaluator("vqr1", num_frames=8, fps=1.0)
+    ev = create_evaluator("vqr1", num_frames=8)  # replaces the default fps=2
+    assert ev.options["num_frames"] == 8 and "fps" not in ev.options
 
 
 def test_label_studio_kind_and_error_contract() -> None:
@@ -146,3 +148,30 @@ def test_import_stays_light() -> None:
         "assert not heavy, heavy\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True, cwd=Path(__file__).resolve().parents[1])
+
+
+HUMAN_LABELS = {
+    "vqr1": 3.2,
+    "medea": "支持",
+    "short-drama": 4,
+    "vrthinker": {"TA": 1, "VQ": 1, "MQ": 0, "OA": 1},
+    "videoscore2": {"visual_quality": 3, "t2v_alignment": 4, "physical_consistency": 2},
+}
+
+
+@pytest.mark.parametrize("name", sorted(HUMAN_LABELS))
+def test_adapter_contract(name: str) -> None:
+    """Every chat adapter: stable version, failure → no score and no error value, metadata consistent."""
+    from mds.evaluators.base import EvalResult
+
+    ev = create_evaluator(name, model="m")
+    assert ev.version == create_evaluator(name, model="m").version
+    assert ev.version != create_evaluator(name, model="m", seed=123).version
+    failed = ev.parse("")
+    assert failed.parse_status in ("failed", "truncated") and not failed.ok
+    assert failed.pred_scalar is None and failed.raw_text == ""
+    assert ev.error(failed, HUMAN_LABELS[name]) is None
+    assert ev.label_studio_kind is ev.label.kind
+    assert isinstance(failed, EvalResult)
+    lo_hi = ev.label.score_range
+    assert lo_hi is None or lo_hi[0] < lo_hi[1]

@@ -167,3 +167,29 @@ def test_a_real_looking_answer_parses_with_the_same_adapter(tiny_qwen25vl_dir: P
     ev = create_evaluator("vqr1", model=str(tiny_qwen25vl_dir))
     r = ev.parse("<think>The frames are sharp.</think><answer>4.12</answer>")
     assert r.parse_status == "ok" and r.pred_scalar == 4.12
+
+
+def test_multi_turn_tool_conversation_builds_and_generates(tiny_dir: Path, clip_dir: Path) -> None:
+    """The VR-Thinker message layout (system, 8 images, assistant turn, 6 more images) on the real processor."""
+    from mds.evaluators.backends.transformers_vlm import TransformersChatBackend, build_chat_inputs
+    from mds.evaluators.vrthinker import SYSTEM_PROMPT, TOOL_RESPONSE_TEMPLATE, VRThinkerEvaluator
+
+    ev = VRThinkerEvaluator(model=str(tiny_dir), image_side=56)
+    state = ev.build_pair(_video(clip_dir, 0), _video(clip_dir, 1))
+    state.conv.append({"role": "assistant", "content": '<tool_call>{"name": "select_frames"}</tool_call>'})
+    extra = state.frames[0].get([0, 64, 127]) + state.frames[1].get([0, 64, 127])
+    reply = TOOL_RESPONSE_TEMPLATE.format(n=3, indices=[0, 64, 127])
+    state.conv.append(
+        {
+            "role": "user",
+            "content": [*({"type": "image", "image": im} for im in extra), {"type": "text", "text": reply}],
+        }
+    )
+    be = TransformersChatBackend(tiny_dir, max_pixels=112 * 112, min_pixels=56 * 56)
+    model, processor = be.load()
+    batch = build_chat_inputs(processor, [state.conv], image_max_pixels=112 * 112, image_min_pixels=56 * 56)
+    assert batch["image_grid_thw"].shape[0] == 14
+    text = processor.tokenizer.decode(batch["input_ids"][0])
+    assert text.startswith("<|im_start|>system\n" + SYSTEM_PROMPT[:40]) and "Retrieved 3 frame pairs" in text
+    out = be.generate([state.conv], GenParams(do_sample=False, max_new_tokens=3))
+    assert len(out) == 1 and out[0][0].finish_reason in ("stop", "length")

@@ -50,7 +50,7 @@ def test_enqueue_dedupes(session) -> None:
 
 
 def test_in_process_registry_and_failures(db_url: str, session) -> None:
-    from labeling.jobs import enqueue, register_job_handler, run_worker
+    from labeling.jobs import enqueue, register_job_handler, requeue_failed, run_worker
     from mds.db.models import Job
 
     rid = _round(session)
@@ -70,6 +70,11 @@ def test_in_process_registry_and_failures(db_url: str, session) -> None:
     assert "no handler" in jobs["test-unknown"].error
     assert all(j.attempts == 1 and j.finished_at is not None for j in jobs.values())
     assert run_worker(db_url, once=True, poll_s=0.01) == {"events": 0, "done": 0, "failed": 0}  # nothing re-run
+    register_job_handler("test-fail", finetune_handler)  # the cause is fixed: retry
+    assert requeue_failed(session, ["test-fail"]) == 1
+    assert run_worker(db_url, once=True, poll_s=0.01)["done"] == 1
+    session.expire_all()
+    assert session.scalars(select(Job).where(Job.kind == "test-fail")).one().attempts == 2
 
 
 def test_worker_cli_runs_finetune_in_separate_process(db_url: str, session, tmp_path: Path) -> None:

@@ -112,12 +112,12 @@ def test_round_trip_push_rate_pull_complete(db_url: str, ls_running, ls_client, 
         out = pull(s, ls_client)
         assert (out.created, out.unchanged) == (1, 12)
         r1 = s.scalars(select(Round)).one()
-        assert r1.status == "labelled" and "labelled" in r1.steps
+        assert r1.status == "labelled" and "labelled" in r1.steps and out.rounds_labelled == [r1.id]
         job = s.scalars(select(Job)).one()
         assert (job.kind, job.payload["round_id"], job.dedupe_key) == ("finetune", r1.id, f"finetune:round:{r1.id}")
         assert all(t.status == "labelled" for t in s.scalars(select(LabelingTask)))
         out = pull(s, ls_client)
-        assert out.created == out.updated == out.deleted == 0
+        assert out.created == out.updated == out.deleted == 0 and out.rounds_labelled == []
         assert s.scalar(select(func.count()).select_from(Job)) == 1
 
         # an update and a deletion after aggregation: MOS recomputed
@@ -288,30 +288,46 @@ def test_webhook_secret_duplicates_completion_and_deletion(sqlite_url: str, ls_r
         srv.stop()
 
 
-def test_pairwise_round_two_videos_and_skip(sqlite_url: str, ls_running, ls_client, ls_raters) -> None:
+def test_pairwise_round_both_orientations_and_skip(sqlite_url: str, ls_running, ls_client, ls_raters) -> None:
     from labeling.pull import pull
-    from labeling.push import push_round
-    from mds.db.models import Annotation, Label, Selection, Video
+    from labeling.push import pair_swapped, push_round
+    from mds.db.models import Annotation, Label, Round, Selection, Video
 
     with _session(sqlite_url) as s:
-        v1, v2 = make_round(s, ls_running.document_root / f"v-{uuid.uuid4().hex[:8]}", n=2, evaluator=None)
-        second = s.scalars(select(Selection).where(Selection.video_id == v2)).one()
-        s.delete(second)
-        first = s.scalars(select(Selection).where(Selection.video_id == v1)).one()
-        first.extra = {"pair_video_id": v2, "cluster": 3}
+        v1, v2, v3, v4 = make_round(s, ls_running.document_root / f"v-{uuid.uuid4().hex[:8]}", n=4, evaluator=None)
+        for vid in (v2, v4):
+            s.delete(s.scalars(select(Selection).where(Selection.video_id == vid)).one())
+        s.flush()
+        for order, (a, b) in enumerate(((v1, v2), (v3, v4))):
+            sel = s.scalars(select(Selection).where(Selection.video_id == a)).one()
+            sel.extra, sel.pick_order = {"pair_video_id": b, "cluster": 3 + order}, order
+        rnd = s.scalars(select(Round)).one()
+        # a seed that shows exactly one of the two pairs right-left
+        rnd.seed = next(k for k in range(64) if pair_swapped(Round(seed=k), v1, v2) != pair_swapped(Round(seed=k), v3, v4))
         s.commit()
         res = push_round(s, ls_client, 1, _opts(ls_running, kind="pairwise", ratings_per_video=2))
-        [task] = ls_client.list_tasks(res.project_id)
-        assert task["data"]["video2"].endswith(Path(s.get(Video, v2).uri).name)
-        assert [(p["cluster"], p["model_version"]) for p in task["predictions"]] == [(3, "mds-round-1")]
+        tasks = _tasks_by_video(ls_client, res.project_id)
+        assert set(tasks) == {v1, v3}
+        swapped = {a: bool(tasks[a]["data"].get("mds_swapped")) for a in (v1, v3)}
+        assert sorted(swapped.values()) == [False, True]
+        for a, b in ((v1, v2), (v3, v4)):
+            d = tasks[a]["data"]
+            left, right = (d["video2"], d["video"]) if swapped[a] else (d["video"], d["video2"])
+            assert left.endswith(Path(s.get(Video, a).uri).name) and right.endswith(Path(s.get(Video, b).uri).name)
+            assert [p["model_version"] for p in tasks[a]["predictions"]] == ["mds-round-1"]
+        assert sorted(tasks[a]["predictions"][0]["cluster"] for a in (v1, v3)) == [3, 4]
         pick = [{"from_name": d, "to_name": "video1", "type": "choices", "value": {"choices": [c]}}
                 for d, c in (("TA", "Tie"), ("VQ", "Video 2"), ("MQ", "Video 2"), ("OA", "Video 2"))]
-        ls_client.create_annotation(task["id"], pick, completed_by=ls_raters[0].user_id)
-        ls_raters[1].skip(ls_client, task["id"])
+        for a in (v1, v3):  # the rater always picks the right-hand video
+            ls_client.create_annotation(tasks[a]["id"], pick, completed_by=ls_raters[0].user_id)
+        ls_raters[1].skip(ls_client, tasks[v1]["id"])
         out = pull(s, ls_client)
-        assert (out.created, out.skipped) == (2, 1)
-        ok = s.scalars(select(Annotation).where(Annotation.status == "ok")).one()
-        assert (ok.video_id, ok.pair_video_id, ok.score) == (v1, v2, -1.0)
-        lab = s.scalars(select(Label)).one()
-        assert lab.kind == "pairwise" and lab.value["votes"]["OA"] == {"Video 2": 1} and lab.value["pair_video_id"] == v2
+        assert (out.created, out.skipped) == (3, 1)
+        for a, b in ((v1, v2), (v3, v4)):
+            ok = s.scalars(select(Annotation).where(Annotation.status == "ok", Annotation.video_id == a)).one()
+            winner = "Video 1" if swapped[a] else "Video 2"  # in mds's order: the first video is `a`
+            assert (ok.pair_video_id, ok.score, ok.value["OA"], ok.value["TA"]) == (
+                b, 1.0 if swapped[a] else -1.0, winner, "Tie")
+            lab = s.scalars(select(Label).where(Label.video_id == a)).one()
+            assert lab.kind == "pairwise" and lab.value["votes"]["OA"] == {winner: 1} and lab.value["pair_video_id"] == b
         assert out.rounds_labelled == []  # a skip is not a rating: one of two ratings so far

@@ -284,3 +284,29 @@ def test_images_are_real_frames(clip_dir: Path) -> None:
         sample_frames(clip_dir / "clip3.mp4", indices=r.preproc["frame_indices"][:1]).frames[0].astype(float)
     )
     assert np.abs(got - want).mean() < 8  # JPEG round trip
+
+
+def test_vrthinker_both_orders_maps_labels_back(clip_dir: Path) -> None:
+    """Swapped order: a judge that always prefers the first-shown video disagrees with itself (position bias)."""
+    with ChatServer(fixed("<Answer>TA=1, VQ=1, MQ=0, OA=1</Answer>")) as srv:
+        ev = create_evaluator(
+            "vrthinker", backend="openai", base_url=srv.base_url, model="vrt", image_side=32, both_orders=True
+        )
+        (r,) = ev.predict_pairs([(_video(clip_dir, 0), _video(clip_dir, 1))])
+    assert len(srv.requests) == 2
+    assert r.parse_status == "ok" and (r.video_id, r.pair_video_id) == (1, 2)
+    assert r.pred_scalar == 0.0 and r.uncertainty == 1.0  # +1 forward, -1 mapped back
+    assert r.parsed["reverse"] == {"TA": 2, "VQ": 2, "MQ": 0, "OA": 2} and r.parsed["orders_agree"] is False
+    assert "=== order (pair, video) ===" in r.raw_text
+
+    def consistent(body: dict, i: int) -> Reply:  # always prefers clip1 wherever it is shown
+        first_is_clip1 = "Prompt: one" in str(body["messages"][1]["content"])
+        oa = 1 if first_is_clip1 else 2
+        return Reply(f"<Answer>TA={oa}, VQ={oa}, MQ={oa}, OA={oa}</Answer>")
+
+    with ChatServer(consistent) as srv:
+        ev = create_evaluator(
+            "vrthinker", backend="openai", base_url=srv.base_url, model="vrt", image_side=32, both_orders=True
+        )
+        (r,) = ev.predict_pairs([(_video(clip_dir, 0, prompt="zero"), _video(clip_dir, 1, prompt="one"))])
+    assert r.pred_scalar == -1.0 and r.parsed["orders_agree"] is True and r.uncertainty == 0.0

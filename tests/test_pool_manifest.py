@@ -220,3 +220,45 @@ def test_manifest_crash_midway_resumes(db_url: str, tmp_path: Path, monkeypatch:
     assert (s.added, s.unchanged) == (15, 20)
     videos, labels, preds = _state(db_url)
     assert len(videos) == len(labels) == len(preds) == 35
+
+
+def test_add_fills_in_metadata_only_rows(db_url: str, tmp_path: Path) -> None:
+    clip = write_clip(tmp_path / "a.mp4")
+    m = write_manifest(tmp_path / "m.csv", [{"path": "a.mp4", "title": "t", "mos": 2.0}])
+    import_manifest(db_url, m, probe=False)
+    before = _state(db_url)[0][str(clip)]
+    assert not before.probed and before.content_hash is None
+    s = add_paths(db_url, [clip])
+    assert s.updated == 1
+    videos, labels, _ = _state(db_url)
+    after = videos[str(clip)]
+    assert after.id == before.id and after.probed and after.codec == "h264" and len(after.content_hash) == 64
+    assert after.meta == {"title": "t"} and labels[after.id].mos == 2.0
+
+
+def test_content_and_path_owned_by_different_videos(db_url: str, tmp_path: Path) -> None:
+    a = write_clip(tmp_path / "a.mp4", seed=1)
+    write_clip(tmp_path / "b.mp4", seed=2)
+    add_paths(db_url, [tmp_path])
+    (tmp_path / "b.mp4").write_bytes(a.read_bytes())  # b now holds a's content
+    s = add_paths(db_url, [tmp_path / "b.mp4"], rehash=True)
+    assert s.failed == 1 and s.errors[0].error_type == "conflict"
+    videos, _, _ = _state(db_url)
+    assert len(videos) == 2 and videos[str(a)].content_hash != videos[str(tmp_path / "b.mp4")].content_hash
+
+
+def test_values_the_database_rejects_fail_only_their_row(db_url: str, tmp_path: Path) -> None:
+    rows = [{"path": f"/x/v{i}.mp4", "title": f"t{i}", "mos": 3.0} for i in range(6)]
+    rows[2]["title"] = "nul\u0000inside"  # PostgreSQL text cannot hold NUL; SQLite can
+    rows[4]["path"] = "/x/" + "long" * 600 + ".mp4"
+    s = import_manifest(db_url, write_manifest(tmp_path / "m.jsonl", rows), probe=False, batch_size=10)
+    types = {e.source: e.error_type for e in s.errors}
+    assert types["m.jsonl:5"] == "bad_value"
+    videos, labels, _ = _state(db_url)
+    if db_url.startswith("postgresql"):
+        assert types == {"m.jsonl:3": "db_error", "m.jsonl:5": "bad_value"}
+        assert (s.added, s.failed) == (4, 2) and len(videos) == len(labels) == 4
+    else:
+        assert (s.added, s.failed) == (5, 1) and len(videos) == len(labels) == 5
+    with session_scope(db_url) as ses:
+        assert ses.query(IngestError).filter_by(run_id=s.run_id).count() == s.failed

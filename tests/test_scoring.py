@@ -73,7 +73,10 @@ def test_score_pool_stores_skips_and_records_failures(db_url: str, clip_dir: Pat
             assert r.evaluator_version == rep.evaluator_version and r.raw_output == ANSWER
             assert r.gen_params["top_k"] == 50 and r.preproc["n_frames"] == 4 and r.n_samples == 1
             assert r.gen_params["backend"] == {
-                "backend": "openai", "model": "vqr1-served", "base_url": srv.base_url, "video_mode": "frames"
+                "backend": "openai",
+                "model": "vqr1-served",
+                "base_url": srv.base_url,
+                "video_mode": "frames",
             }
             assert r.parsed["score"] == 3.85 and r.parsed["model_id"] == "vqr1-served"
         assert bad.parse_status == "error" and bad.score is None and "gone.mp4" in bad.parsed["error"]
@@ -166,13 +169,16 @@ def test_anchor_helpers() -> None:
 
 
 def test_cli_score_with_server_and_tiny_vlm(
-    sqlite_url: str, clip_dir: Path, tiny_qwen25vl_dir: Path  # noqa: F811
+    sqlite_url: str,
+    clip_dir: Path,
+    tiny_qwen25vl_dir: Path,  # noqa: F811
 ) -> None:
     import json
 
     from typer.testing import CliRunner
 
     from mds.cli import app
+
     _add_videos(sqlite_url, clip_dir)
     runner = CliRunner()
     with ChatServer(fixed(ANSWER)) as srv:
@@ -221,7 +227,7 @@ def test_cli_score_with_server_and_tiny_vlm(
         ],
     )
     assert res.exit_code == 0, res.output
-    assert "4 scored" in res.stdout
+    assert "4 scored (0 ok, 4 parse failed, 0 errors)" in " ".join(res.stdout.split())
     rows = _predictions(sqlite_url, evaluator="videoscore2")
     assert len(rows) == 4 and all(
         r.parse_status in ("failed", "truncated", "missing_dims") and r.raw_output for r in rows
@@ -238,15 +244,27 @@ def test_cli_score_with_server_and_tiny_vlm(
 
 @pytest.mark.parametrize("name", ["vqr1", "medea", "short-drama", "vrthinker", "videoscore2"])
 def test_every_adapter_scores_a_generated_pool_with_a_tiny_vlm(
-    name: str, sqlite_url: str, clip_dir: Path, tiny_qwen25vl_dir: Path, tiny_qwen3vl_dir: Path  # noqa: F811
+    name: str,
+    sqlite_url: str,
+    clip_dir: Path,
+    tiny_qwen25vl_dir: Path,  # noqa: F811
+    tiny_qwen3vl_dir: Path,  # noqa: F811
 ) -> None:
     """Tiny random VLMs through the real loading path: every video gets a stored row with the raw text kept."""
     ids = _add_videos(sqlite_url, clip_dir)
     model = tiny_qwen3vl_dir if name == "medea" else tiny_qwen25vl_dir
-    opts = {"backend": "transformers", "model": str(model), "max_new_tokens": 4,
-            "min_pixels": 56 * 56, "max_pixels": 112 * 112}
-    opts |= {"medea": {"short_side": 64}, "short-drama": {"num_frames": 4},
-             "vrthinker": {"image_side": 56, "max_turns": 2}}.get(name, {})
+    opts = {
+        "backend": "transformers",
+        "model": str(model),
+        "max_new_tokens": 4,
+        "min_pixels": 56 * 56,
+        "max_pixels": 112 * 112,
+    }
+    opts |= {
+        "medea": {"short_side": 64},
+        "short-drama": {"num_frames": 4},
+        "vrthinker": {"image_side": 56, "max_turns": 2},
+    }.get(name, {})
     rep = score_pool(sqlite_url, name, options=opts, batch_size=4, anchors=2)
     assert rep.scored == len(ids) and rep.errors == 0
     rows = _predictions(sqlite_url, variant="")
@@ -257,3 +275,51 @@ def test_every_adapter_scores_a_generated_pool_with_a_tiny_vlm(
     else:
         assert all(r.parse_status in ("failed", "truncated", "missing_dims") for r in rows)
         assert all(r.score is None and r.raw_output is not None for r in rows)  # "" when EOS came first
+
+
+def test_checkpoint_id_is_recorded_and_changes_the_version(
+    sqlite_url: str,
+    clip_dir: Path,
+    tmp_path: Path,
+    tiny_qwen25vl_dir: Path,  # noqa: F811
+) -> None:
+    """A fine-tuned checkpoint (a peft adapter on the tiny VLM) is scored as its own version, id recorded."""
+    import torch
+    from peft import LoraConfig, get_peft_model
+
+    from mds.db.engine import session_scope
+    from mds.db.models import Checkpoint
+    from mds.evaluators.backends.transformers_vlm import load_vlm
+
+    model, _ = load_vlm(tiny_qwen25vl_dir)
+    torch.manual_seed(0)
+    get_peft_model(model, LoraConfig(r=2, target_modules=["q_proj"])).save_pretrained(tmp_path / "adapter")
+    _add_videos(sqlite_url, clip_dir)
+    with session_scope(sqlite_url) as s:
+        ck = Checkpoint(
+            kind="finetuned", name="vqr1-r1", version="1", evaluator="vqr1", path=str(tmp_path / "adapter")
+        )
+        s.add(ck)
+        s.flush()
+        ck_id = ck.id
+    opts = {
+        "model": str(tiny_qwen25vl_dir),
+        "max_new_tokens": 3,
+        "min_pixels": 56 * 56,
+        "max_pixels": 112 * 112,
+    }
+    base = score_pool(sqlite_url, "vqr1", options=opts, limit=1)
+    tuned = score_pool(sqlite_url, "vqr1", options=opts, checkpoint_id=ck_id, limit=1)
+    assert tuned.evaluator_version != base.evaluator_version and "+" in tuned.evaluator_version
+    (row,) = _predictions(sqlite_url, evaluator_version=tuned.evaluator_version)
+    assert row.checkpoint_id == ck_id and row.parsed["model_id"].endswith("/adapter")
+    assert row.gen_params["backend"]["adapter"] == str(tmp_path / "adapter")
+    with pytest.raises(Exception, match="no checkpoint with id 999"):
+        score_pool(sqlite_url, "vqr1", options=opts, checkpoint_id=999)
+    with pytest.raises(Exception, match="cannot attach a LoRA adapter"):
+        score_pool(
+            sqlite_url,
+            "vqr1",
+            options={"backend": "openai", "base_url": "http://127.0.0.1:9/v1", "model": "m"},
+            checkpoint_id=ck_id,
+        )

@@ -135,3 +135,18 @@ def test_context_counts_as_selected() -> None:
         s += np.array([reference_chamfer(cand[j], x) for x in cand])
     assert res.positions == sel
     assert res.picks[0].diversity is not None
+
+
+def test_verified_float32_on_near_ties() -> None:
+    """Near-duplicate videos: diversity gaps far below float32 noise; screening must still pick exactly."""
+    rng = np.random.default_rng(21)
+    base = rng.normal(size=(8, 6, 16))
+    feats = []
+    for i in range(48):
+        x = base[i % 8] + 2e-4 * rng.normal(size=(6, 16))
+        feats.append(x / np.linalg.norm(x, axis=1, keepdims=True))
+    g = [3.0] * 48
+    expected = reference_greedy(g, feats, 16, 0.25)
+    got = select("mds", 16, difficulty=g, features=feats, lambda_=0.25, dtype=np.float32)
+    assert got.positions == expected
+    assert got.params["verified_pairs"] > 0

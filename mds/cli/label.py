@@ -167,14 +167,19 @@ def worker(
     once: Annotated[bool, typer.Option("--once", help="Exit when nothing is left to do.")] = False,
     poll: Annotated[float, typer.Option("--poll", help="Seconds between queue checks.")] = 2.0,
     kind: Annotated[list[str] | None, typer.Option("--kind", help="Only jobs of these kinds.")] = None,
+    retry_failed: Annotated[bool, typer.Option("--retry-failed", help="Queue failed jobs again first.")] = False,
     url: UrlOpt = None,
     token: TokenOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
     """Run queued jobs (e.g. fine-tuning of a labelled round) and pending webhook events."""
-    from labeling.jobs import run_worker
+    from labeling.jobs import requeue_failed, run_worker
 
-    counts = run_worker(db_url(), once=once, poll_s=poll, settings=settings(), kinds=kind,
+    dbu = db_url()
+    if retry_failed:
+        with _session(dbu) as session:
+            console().print(f"{requeue_failed(session, kind)} failed jobs queued again")
+    counts = run_worker(dbu, once=once, poll_s=poll, settings=settings(), kinds=kind,
                         client_factory=lambda: _client(url, token))
     if json_out:
         print_json(counts)

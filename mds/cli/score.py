@@ -140,7 +140,7 @@ def score(
         return
     c = console()
     c.print(
-        f"[bold]{report.evaluator}[/] {report.evaluator_version}: {report.scored} scored "
+        f"[bold]{report.evaluator_version}[/]: {report.scored} scored "
         f"({report.ok} ok, {report.parse_failed} parse failed, {report.errors} errors), "
         f"{report.skipped} already scored, {report.candidates} candidates, {report.elapsed_s:.1f}s"
         + (f"; {report.pairs} pairs vs anchors {report.anchors}" if report.anchors else "")

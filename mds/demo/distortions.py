@@ -1,8 +1,9 @@
 """Distortions of the demo pool, in two domains, applied with the bundled ffmpeg.
 
-* **source** domain (the labelled set the base model learns from): Gaussian blur,
-  temporal noise, downscaling (down then back up); stored with near-transparent
-  H.264 (CRF 12).
+* **source** domain (the labelled set the base model learns from, like user uploads):
+  Gaussian blur, temporal noise, downscaling (down then back up); half of them are
+  also H.264-compressed at a random CRF (18–40) as an upload would be, the rest
+  stored with near-transparent H.264 (CRF 12).
 * **target** domain (the unlabelled pool): compression at a random CRF with
   H.264, HEVC, VP9 and AV1 (whichever encoders the bundled ffmpeg has), banding
   (luma/chroma posterised, then CRF 12) and stutter (frames held: the clip drops
@@ -42,6 +43,7 @@ class Distortion:
     param: float
     domain: str  # source | target
     codec: str  # codec of the stored file
+    crf: int | None = None  # H.264 upload compression on top of a source distortion (None: transparent)
 
 
 def target_kinds() -> tuple[str, ...]:
@@ -95,6 +97,8 @@ def apply_distortion(ref: Path, out: Path, d: Distortion, *, width: int, height:
     if d.kind in CODECS:
         enc, _, extra = CODECS[d.kind]
         args += ["-c:v", enc, "-crf", str(int(d.param)), *extra, "-pix_fmt", "yuv420p"]
+    elif d.crf is not None:
+        args += ["-c:v", "libx264", "-crf", str(int(d.crf)), "-preset", "veryfast", "-pix_fmt", "yuv420p"]
     else:
         args += TRANSPARENT
     args += ["-frames:v", str(frames), "-r", str(fps), "-an", str(out)]

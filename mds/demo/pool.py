@@ -23,7 +23,7 @@ import json
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -36,7 +36,7 @@ from mds.errors import ConfigError
 
 SOURCE_DATASET = "demo-source"
 TARGET_DATASET = "demo-target"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 
 
 @dataclass(frozen=True)
@@ -76,6 +76,7 @@ class DemoVideo:
     level: float
     param: float
     codec: str
+    crf: int | None = None
     vmaf: float | None = None
     psnr_y: float | None = None
     ssim: float | None = None
@@ -90,6 +91,7 @@ class DemoVideo:
             "scale_min": "" if hidden else 1, "scale_max": "" if hidden else 5,
             "content": self.content, "content_kind": self.content_kind, "distortion": self.distortion,
             "level": round(self.level, 4), "param": self.param, "codec": self.codec,
+            "crf": "" if self.crf is None else self.crf,
         }
 
 
@@ -139,7 +141,10 @@ def _plan(size: PoolSize, seed: int) -> tuple[list[Content], list[tuple[Content,
     for ci, c in enumerate(contents):
         skinds = [SOURCE_KINDS[(ci + k) % len(SOURCE_KINDS)] for k in range(size.source_per_content)]
         for k in skinds:
-            src_jobs.append((c, make_distortion(k, float(rng.uniform(0.0, 1.0)))))
+            d = make_distortion(k, float(rng.uniform(0.0, 1.0)))
+            if rng.random() < 0.5:  # upload compression on top, as user-generated content has
+                d = replace(d, crf=int(rng.integers(18, 41)))
+            src_jobs.append((c, d))
         order = rng.permutation(len(tkinds))
         split = "test" if ci in test_ids else "pool"
         for j in range(size.target_per_content):
@@ -222,6 +227,7 @@ def build_demo_pool(
         videos.append(DemoVideo(
             name=f"{name}.mp4", path=str(path), dataset=dataset, split=split, content=c.name,
             content_kind=c.kind, distortion=d.kind, level=round(d.level, 4), param=d.param, codec=d.codec,
+            crf=d.crf if d.crf is not None else (int(d.param) if d.kind in ("h264", "hevc", "vp9", "av1") else None),
         ))
     for s in ("source", "pool", "test"):
         (root / "videos" / s).mkdir(parents=True, exist_ok=True)

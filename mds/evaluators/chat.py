@@ -167,6 +167,11 @@ class ChatEvaluator(Evaluator):
                 image_max_pixels=self.opt("max_pixels"),
             )
         if kind == "openai":
+            if self.opt("adapter"):
+                raise EvaluatorError(
+                    f"{self.name}: the openai backend cannot attach a LoRA adapter; serve it "
+                    "(vllm serve ... --enable-lora --lora-modules NAME=PATH) and pass served_model=NAME"
+                )
             return create_backend(
                 "openai",
                 model=self.opt("served_model") or model,

@@ -27,6 +27,8 @@ from mds.errors import EvaluatorError
 from mds.evaluators.base import Evaluator, LabelKind, LabelSpec
 
 ENTRY_POINT_GROUP = "mds.evaluators"
+# Option groups of which a caller sets one: overriding one drops the defaults of the others.
+EXCLUSIVE_OPTIONS: tuple[tuple[str, ...], ...] = (("num_frames", "fps"),)
 
 # qwen-vl-utils defaults (evaluators.md §1.2): per-frame pixel budget of the published Qwen2.5-VL checkpoints.
 QWEN_VIDEO_MIN_PIXELS = 128 * 28 * 28
@@ -258,7 +260,13 @@ def create_evaluator(name: str, **options: Any) -> Evaluator:
     """Build the evaluator ``name`` with its default options overridden by ``options``."""
     spec = get_spec(name)
     cls = spec.load_class()
-    merged = {**spec.defaults, **{k: v for k, v in options.items()}}
+    defaults = dict(spec.defaults)
+    for group in EXCLUSIVE_OPTIONS:  # an override of one member replaces the default of the others
+        if any(k in options for k in group):
+            for k in group:
+                if k not in options:
+                    defaults.pop(k, None)
+    merged = {**defaults, **options}
     try:
         return cls(**merged)
     except TypeError as e:

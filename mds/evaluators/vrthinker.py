@@ -198,6 +198,35 @@ def parse_vrthinker_answer(text: str) -> EvalResult:
     )
 
 
+SWAP = {1: 2, 2: 1, 0: 0}
+
+
+def merge_orders(fwd: EvalResult, rev: EvalResult) -> EvalResult:
+    """Merge a pair judged as (v1, v2) with the same pair judged as (v2, v1) (labels mapped back)."""
+    usable = ("ok", "recommend_only")
+    rev_dims = {d: SWAP[v] for d, v in rev.pred_label.items()} if isinstance(rev.pred_label, dict) else None
+    raw = f"=== order (video, pair) ===\n{fwd.raw_text or ''}\n\n=== order (pair, video) ===\n{rev.raw_text or ''}"
+    if fwd.parse_status in usable and rev.parse_status in usable and rev_dims is not None:
+        out = fwd
+        out.pred_scalar = (float(fwd.pred_scalar or 0.0) - float(rev.pred_scalar or 0.0)) / 2
+        agree = fwd.pred_label["OA"] == rev_dims["OA"]
+        out.uncertainty = 0.0 if agree else 1.0
+        out.parsed = {**fwd.parsed, "reverse": rev_dims, "orders_agree": agree}
+        if rev.parse_status != "ok":
+            out.parse_status = rev.parse_status
+    elif rev.parse_status in usable and rev_dims is not None:
+        out = rev
+        out.pred_label, out.pred_scalar = rev_dims, -float(rev.pred_scalar or 0.0)
+        out.video_id, out.pair_video_id = fwd.video_id, fwd.pair_video_id
+        out.parsed = {**rev.parsed, **{d: rev_dims[d] for d in DIMENSIONS}, "one_order_only": "reverse"}
+    else:
+        out = fwd
+        if fwd.parse_status in usable:
+            out.parsed = {**fwd.parsed, "one_order_only": "forward"}
+    out.raw_text = raw
+    return out
+
+
 LABEL_WORDS = {
     "video 1": 1,
     "1": 1,
@@ -268,6 +297,7 @@ class VRThinkerEvaluator(ChatEvaluator):
     extra_options: ClassVar[dict[str, str]] = {
         "max_turns": "assistant turns before giving up (card: 6)",
         "image_side": "square frame side in pixels (card: 448)",
+        "both_orders": "also judge each pair swapped and average (position-bias control; doubles the cost)",
     }
     prompt_texts = (SYSTEM_PROMPT, USER_TEMPLATE, TOOL_RESPONSE_TEMPLATE)
 
@@ -296,6 +326,14 @@ class VRThinkerEvaluator(ChatEvaluator):
         return parse_vrthinker_answer(raw)
 
     def predict_pairs(self, pairs: Sequence[tuple[VideoInput, VideoInput]]) -> list[EvalResult]:
+        """One result per pair; with ``both_orders`` each pair also runs swapped and the two are merged."""
+        if not self.opt("both_orders", False):
+            return self._run_pairs(pairs)
+        pairs = list(pairs)
+        runs = self._run_pairs(pairs + [(b, a) for a, b in pairs])
+        return [merge_orders(f, r) for f, r in zip(runs[: len(pairs)], runs[len(pairs) :])]
+
+    def _run_pairs(self, pairs: Sequence[tuple[VideoInput, VideoInput]]) -> list[EvalResult]:
         states: list[_PairState | EvalResult] = []
         for v1, v2 in pairs:
             try:

@@ -106,14 +106,13 @@ class FailureTrainReport:
         return asdict(self)
 
 
-def _ensure_cpu_predictions(db_url: str, base_ck: Any, data_dir: Path, splits: tuple[str, ...]) -> str:
-    """Score the labelled videos with the cpu-default base checkpoint when predictions are missing."""
+def _ensure_cpu_predictions(db_url: str, base_ck: Any, data_dir: Path, video_ids: list[int]) -> str:
+    """Score the labelled videos with the cpu-default base checkpoint where predictions are missing."""
     from mds.evaluators.cpu_default import CpuDefaultEvaluator
     from mds.scoring import score_pool
 
     ev = CpuDefaultEvaluator(checkpoint=base_ck.path, data_dir=str(data_dir))
-    for split in splits:
-        score_pool(db_url, ev, split=split, batch_size=64)
+    score_pool(db_url, ev, split=None, video_ids=video_ids, batch_size=64)
     return ev.version
 
 
@@ -126,6 +125,7 @@ def train_failure_predictor(
     evaluator_version: str | None = None,
     data_dir: str | Path | None = None,
     splits: tuple[str, ...] = ("source",),
+    include_rounds: bool = True,
     epochs: int = 60,
     lr: float = 5e-3,
     batch_size: int = 16,
@@ -138,7 +138,11 @@ def train_failure_predictor(
     on_epoch: EpochFn | None = None,
     on_step: Callable[[int], None] | None = None,
 ) -> FailureTrainReport:
-    """Train (or resume, or reuse) g for ``evaluator`` and register it. See the module docstring."""
+    """Train (or resume, or reuse) g for ``evaluator`` and register it. See the module docstring.
+
+    Supervision: the labelled ``splits`` plus (``include_rounds``) every label gathered in
+    rounds, so that from round 2 on g also learns where the base fails on the target pool.
+    """
     from mds.config import load_settings
     from mds.db.engine import make_sessionmaker
     from mds.evaluators import create_evaluator
@@ -161,11 +165,11 @@ def train_failure_predictor(
         base_ck = ck.current_base_checkpoint(s, evaluator)
         if mode == "lora" and base_ck is None:
             raise TrainingError(f"no promoted base checkpoint of {evaluator!r}: run `mds train-base` first")
+        labels = load_labels(s, splits=splits, round_ids=_all_rounds(s) if include_rounds else None)
         s.expunge_all()
     if evaluator == "cpu-default" and base_ck is not None and evaluator_version is None:
-        evaluator_version = _ensure_cpu_predictions(db_url, base_ck, data_dir, splits)
+        evaluator_version = _ensure_cpu_predictions(db_url, base_ck, data_dir, labels.video_ids)
     with Session() as s:
-        labels = load_labels(s, splits=splits)
         if len(labels) < 8:
             raise TrainingError(f"only {len(labels)} labelled videos in {', '.join(splits)}: need at least 8")
         ev = create_evaluator(evaluator)
@@ -191,7 +195,8 @@ def train_failure_predictor(
                                       sup.evaluator_version, dict(row.metrics))
         config = {"digest": digest, "mode": mode, "input": source, "hyperparameters": hp,
                   "evaluator_version": sup.evaluator_version, "objective": "thurstone-fidelity (ties -> 1)",
-                  "n_labelled": len(labels), "n_used": len(keep), "datasets": sorted(set(groups.tolist()))}
+                  "n_labelled": len(labels), "n_used": len(keep), "datasets": sorted(set(groups.tolist())),
+                  "label_rounds": labels.round_ids}
         if row is None:
             row = ck.create_checkpoint(s, data_dir, kind="failure_predictor", name=name, evaluator=evaluator,
                                        parent_id=base_ck.id if base_ck else None, config=config)
@@ -215,6 +220,12 @@ def train_failure_predictor(
         return FailureTrainReport(row.id, ck.predictor_key(row), res.resumed, False, g.config["n_train"],
                                   g.config["n_val"], res.best_val, metrics["tie_fraction"], res.epochs_run,
                                   sup.evaluator_version, {k: v for k, v in metrics.items() if k != "history"})
+
+
+def _all_rounds(session: Any) -> list[int]:
+    from mds.db.models import Round
+
+    return list(session.scalars(select(Round.id)))
 
 
 def _spearman(a: np.ndarray, b: np.ndarray) -> float | None:

@@ -123,12 +123,14 @@ def train_pairwise(
     on_epoch: Callable[[int, int, dict[str, float]], None] | None = None,
     on_step: Callable[[int], None] | None = None,
     val_score_fn: Callable[[np.ndarray], np.ndarray] | None = None,
+    loss_fn: Callable[[np.ndarray], torch.Tensor] | None = None,
 ) -> TrainResult:
     """Train the trainable parameters of ``module``; leaves it holding the best validation state.
 
     ``targets`` rank the items (errors for g, MOS for fine-tuning); ``reg_targets``
-    (default ``targets``) feed the optional MSE term. With ``state_dir`` an existing
-    state of the same configuration is resumed.
+    (default ``targets``) feed the optional MSE term. ``loss_fn(idx)`` replaces the
+    ranking objective altogether (e.g. a language-model loss). With ``state_dir`` an
+    existing state of the same configuration is resumed.
     """
     targets = np.asarray(targets, dtype=np.float32)
     reg = np.asarray(reg_targets if reg_targets is not None else targets, dtype=np.float32)
@@ -199,12 +201,15 @@ def train_pairwise(
         losses: list[float] = []
         while pos < len(plan):
             idx = plan[pos]
-            s = score_fn(idx)
-            t = torch.as_tensor(targets[idx])
-            g = torch.as_tensor(gcodes[idx])
-            loss = config.rank_weight * fidelity_loss(s, t, g, ties=config.ties)
-            if config.reg_weight > 0:
-                loss = loss + config.reg_weight * torch.mean((s - torch.as_tensor(reg[idx])) ** 2)
+            if loss_fn is not None:
+                loss = loss_fn(idx)
+            else:
+                s = score_fn(idx)
+                t = torch.as_tensor(targets[idx])
+                g = torch.as_tensor(gcodes[idx])
+                loss = config.rank_weight * fidelity_loss(s, t, g, ties=config.ties)
+                if config.reg_weight > 0:
+                    loss = loss + config.reg_weight * torch.mean((s - torch.as_tensor(reg[idx])) ** 2)
             opt.zero_grad()
             loss.backward()
             if config.grad_clip:

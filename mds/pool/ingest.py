@@ -124,8 +124,51 @@ def _one_batch(engine, items, writer: BatchWriter, pool, probe_local, quick_skip
             errors.append((c.source, err[0], err[1]))
             failed.add(id(c))
     cands = [c for c in cands if id(c) not in failed]
-    with engine.begin() as conn:
-        writer.write(conn, cands, list(errors))
+    for c in cands:
+        problem = _too_long(c)
+        if problem:
+            errors.append((c.source, "bad_value", problem))
+            failed.add(id(c))
+    cands = [c for c in cands if id(c) not in failed]
+    _write_isolated(engine, writer, cands, errors)
+
+
+def _too_long(c: Candidate) -> str | None:
+    limits = {"uri": (c.uri, 2048), "dataset": (c.dataset, 128)}
+    for what, (value, limit) in limits.items():
+        if value is not None and len(value) > limit:
+            return f"{what} longer than {limit} characters"
+    return None
+
+
+def _write_isolated(engine, writer: BatchWriter, cands: list[Candidate], errors: list) -> None:  # noqa: ANN001
+    """Write a batch in one transaction; if the database rejects a value, redo it entry by entry.
+
+    A value the database refuses (e.g. a NUL character on PostgreSQL) then fails only its
+    own entry, recorded as ``db_error``, instead of the whole run.
+    """
+    from sqlalchemy.exc import DataError, IntegrityError
+
+    state = writer.snapshot()
+    try:
+        with engine.begin() as conn:
+            writer.write(conn, cands, list(errors))
+        return
+    except (DataError, IntegrityError):
+        writer.restore(state)
+    errors = list(errors)
+    for c in cands:
+        state = writer.snapshot()
+        try:
+            with engine.begin() as conn:
+                writer.write(conn, [c], [])
+        except (DataError, IntegrityError) as e:
+            writer.restore(state)
+            msg = str(getattr(e, "orig", e) or e).strip().splitlines()
+            errors.append((c.source, "db_error", (msg[0] if msg else type(e).__name__)[:300]))
+    if errors:
+        with engine.begin() as conn:
+            writer.write(conn, [], errors)
 
 
 def _reuse_known(c: Candidate, row: dict[str, Any] | None) -> bool:

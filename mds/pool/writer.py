@@ -12,9 +12,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import json
-from datetime import datetime
+from datetime import datetime, timezone
 
-from sqlalchemy import JSON, Connection, DateTime, insert, literal_column, select, update
+from sqlalchemy import JSON, Boolean, Connection, DateTime, insert, select, update
 
 from mds.db.models import IngestError, Label, Prediction, Video
 from mds.pool.summary import IngestSummary
@@ -53,6 +53,18 @@ class BatchWriter:
     label_source: str = "manifest"
     prediction_version: str = "external"
     seen_hash: dict[str, str] = field(default_factory=dict)
+
+    def snapshot(self) -> tuple:
+        """Counters and run state, to undo a transaction that was rolled back."""
+        s = self.summary
+        return (s.added, s.unchanged, s.updated, s.moved, s.failed, s.labels_written, s.predictions_written,
+                len(s.errors), dict(self.seen_hash))  # fmt: skip
+
+    def restore(self, state: tuple) -> None:
+        s = self.summary
+        (s.added, s.unchanged, s.updated, s.moved, s.failed, s.labels_written, s.predictions_written, n,
+         self.seen_hash) = state  # fmt: skip
+        del s.errors[n:]
 
     def write(self, conn: Connection, batch: list[Candidate], errors: list[tuple[str, str, str]]) -> None:
         """Write ``batch`` plus the batch's ``errors`` ``(source, type, reason)`` in the caller's transaction."""
@@ -95,17 +107,10 @@ class BatchWriter:
 
         ids: dict[int, int] = {}
         if new_rows:
-            # RETURNING makes SQLAlchemy batch many rows per INSERT ("insertmanyvalues") on both
-            # backends, far faster than row-by-row executemany on PostgreSQL, and gives the ids.
-            if _is_postgres(conn):
-                _copy_rows(conn, Video, new_rows)
-                got = _fetch(conn, Video.uri, [c.uri for c in new_cands], cols=(Video.id, Video.uri))
-                new_ids = [got[c.uri]["id"] for c in new_cands]
-            else:
-                stmt = insert(Video).returning(Video.id, sort_by_parameter_order=True)
-                new_ids = list(conn.execute(stmt, new_rows).scalars())
-            for c, vid in zip(new_cands, new_ids, strict=True):
-                ids[id(c)] = vid
+            _bulk_insert(conn, Video, new_rows)
+            got = _fetch(conn, Video.uri, [c.uri for c in new_cands], cols=(Video.id, Video.uri))
+            for c in new_cands:
+                ids[id(c)] = got[c.uri]["id"]
         for c, vid in known:
             ids[id(c)] = vid
 
@@ -270,43 +275,70 @@ def _is_postgres(conn: Connection) -> bool:
     return conn.dialect.name == "postgresql"
 
 
-def _bulk_insert(conn: Connection, model: type, rows: list[dict[str, Any]], **json_constants: Any) -> None:
-    """Insert many rows: COPY on PostgreSQL, batched multi-row INSERTs elsewhere.
+def _bulk_insert(conn: Connection, model: type, rows: list[dict[str, Any]], **constants: Any) -> None:
+    """Insert many rows in the connection's transaction, by the backend's fastest path.
 
-    ``json_constants`` are JSON columns with the same value in every row: rendered into
-    the statement once instead of being serialised per row.
+    PostgreSQL: ``COPY ... FROM STDIN`` (row-by-row executemany is slow there, and
+    multi-row INSERTs with thousands of parameters are slow to prepare client-side).
+    SQLite: the driver's ``executemany`` on one prepared INSERT. Both bypass the ORM's
+    per-row parameter processing, so values are converted here: the columns' Python
+    defaults are applied, JSON is serialised, timestamps use SQLAlchemy's storage
+    format. ``constants`` are values shared by every row.
     """
-    if _is_postgres(conn):
-        _copy_rows(conn, model, [{**r, **json_constants} for r in rows])
+    if not rows:
         return
-    consts = {k: literal_column("'" + json.dumps(v).replace("'", "''") + "'") for k, v in json_constants.items()}
-    # RETURNING makes SQLAlchemy send many rows per INSERT statement ("insertmanyvalues").
-    conn.execute(insert(model).values(**consts).returning(model.id), rows)
-
-
-def _copy_rows(conn: Connection, model: type, rows: list[dict[str, Any]]) -> None:
-    """PostgreSQL COPY of ``rows`` in the connection's transaction, applying the columns' Python defaults.
-
-    Row-by-row executemany is slow on PostgreSQL and multi-row INSERTs with thousands of
-    parameters are slow to prepare client-side; COPY is the server's bulk-load path.
-    """
     table = model.__table__
-    names = [c.name for c in table.columns if not (c.primary_key and c.name not in rows[0])]
-    columns = [table.c[n] for n in names]
-    now = datetime.now().astimezone()
-    defaults: dict[str, Any] = {}
+    given = set(rows[0]) | set(constants)
+    columns = [c for c in table.columns if c.name in given or (c.default is not None and not c.primary_key)]
+    names = [c.name for c in columns]
+    pg = _is_postgres(conn)
+    now = datetime.now(timezone.utc)
+    stamp: Any = now if pg else now.replace(tzinfo=None).isoformat(sep=" ", timespec="microseconds")
+    fixed: dict[str, Any] = {}
     for col in columns:
-        if col.default is not None:
+        if col.name in constants:
+            fixed[col.name] = _convert(col, constants[col.name], pg)
+        elif col.default is not None and col.name not in rows[0]:
             arg = col.default.arg
-            defaults[col.name] = (now if col.type.python_type is datetime else arg(None)) if callable(arg) else arg
-    json_cols = {c.name for c in columns if isinstance(c.type, JSON)}
-    raw = conn.connection.driver_connection
-    with raw.cursor() as cur, cur.copy(f"COPY {table.name} ({', '.join(names)}) FROM STDIN") as copy:
+            value = (now if isinstance(col.type, DateTime) else arg(None)) if callable(arg) else arg
+            fixed[col.name] = stamp if isinstance(col.type, DateTime) else _convert(col, value, pg)
+    per_row = [c for c in columns if c.name not in fixed]
+    json_cols = {c.name for c in per_row if isinstance(c.type, JSON)}
+    bool_cols = set() if pg else {c.name for c in per_row if isinstance(c.type, Boolean)}
+
+    def tuples():  # noqa: ANN202
         for r in rows:
             out = []
-            for n in names:
-                v = r[n] if n in r else defaults.get(n)
-                if n in json_cols and v is not None:
-                    v = json.dumps(v)
+            for c in columns:
+                n = c.name
+                if n in fixed:
+                    out.append(fixed[n])
+                    continue
+                v = r.get(n)
+                if v is not None:
+                    if n in json_cols:
+                        v = json.dumps(v)
+                    elif n in bool_cols:
+                        v = int(v)
                 out.append(v)
-            copy.write_row(out)
+            yield out
+
+    raw = conn.connection.driver_connection
+    quoted = ", ".join(conn.dialect.identifier_preparer.quote(n) for n in names)
+    if pg:
+        with raw.cursor() as cur, cur.copy(f"COPY {table.name} ({quoted}) FROM STDIN") as copy:
+            for row in tuples():
+                copy.write_row(row)
+    else:
+        marks = ", ".join("?" for _ in names)
+        raw.cursor().executemany(f"INSERT INTO {table.name} ({quoted}) VALUES ({marks})", tuples())
+
+
+def _convert(col, value: Any, pg: bool) -> Any:  # noqa: ANN001
+    if value is None:
+        return None
+    if isinstance(col.type, JSON):
+        return json.dumps(value)
+    if isinstance(col.type, Boolean) and not pg:
+        return int(value)
+    return value
