@@ -96,7 +96,7 @@ def screen_raters(
 ) -> dict[str, str]:
     """Raters to exclude from ``(video_id, annotator, score)`` triples → ``{annotator: reason}``."""
     import numpy as np
-    from scipy.stats import kurtosis
+    from scipy.stats import kurtosis, norm, t
 
     by_video: dict[int, dict[str, float]] = defaultdict(dict)
     for vid, who, s in ratings:
@@ -110,20 +110,23 @@ def screen_raters(
     n: dict[str, int] = defaultdict(int)
     for per_rater in by_video.values():
         values = np.array(list(per_rater.values()), dtype=float)
-        thr_k = 2.0
+        z = 2.0
         if len(values) >= config.kurtosis_min_n and values.std() > 0:
             b2 = float(kurtosis(values, fisher=False))
-            thr_k = 2.0 if 2.0 <= b2 <= 4.0 else math.sqrt(20.0)
+            z = 2.0 if 2.0 <= b2 <= 4.0 else math.sqrt(20.0)
         for who, u in per_rater.items():
             others = np.array([v for w, v in per_rater.items() if w != who], dtype=float)
-            if len(others) < config.min_others:
+            k = len(others)
+            if k < config.min_others:
                 continue
             s = max(float(others.std(ddof=1)), floor)
+            # prediction interval for one new rating from k others, as wide as z standard deviations
+            thr = float(t.ppf(norm.cdf(z), k - 1)) * s * math.sqrt(1 + 1 / k)
             m = float(others.mean())
             n[who] += 1
-            if u >= m + thr_k * s:
+            if u >= m + thr:
                 p[who] += 1
-            elif u <= m - thr_k * s:
+            elif u <= m - thr:
                 q[who] += 1
     excluded: dict[str, str] = {}
     for who in raters:
@@ -132,14 +135,18 @@ def screen_raters(
         pq = p[who] + q[who]
         if pq / n[who] > config.reject_share and pq and abs(p[who] - q[who]) / pq < config.symmetry:
             excluded[who] = f"bt500: {pq}/{n[who]} ratings outside the peers' range (P={p[who]}, Q={q[who]})"
-    all_values = [s for _, _, s in ratings]
-    if len(set(all_values)) > 1:
-        per: dict[str, list[float]] = defaultdict(list)
-        for _, who, s in ratings:
-            per[who].append(s)
-        for who, vals in per.items():
-            if who not in excluded and len(vals) >= config.min_rater_videos and len(set(vals)) == 1:
-                excluded[who] = f"constant: the same rating {vals[0]:g} for all {len(vals)} videos"
+    per: dict[str, list[tuple[int, float]]] = defaultdict(list)
+    for vid, who, s in ratings:
+        per[who].append((vid, s))
+    for who, items in per.items():
+        vals = {s for _, s in items}
+        if who in excluded or len(items) < config.min_rater_videos or len(vals) != 1:
+            continue
+        # constant only counts against a rater when the others see real differences between those videos
+        peer_means = [np.mean([v for w, v in by_video[vid].items() if w != who]) for vid, _ in items
+                      if len(by_video[vid]) > 1]
+        if len(peer_means) >= config.min_rater_videos and np.std(peer_means) > floor:
+            excluded[who] = f"constant: the same rating {next(iter(vals)):g} for all {len(items)} videos"
     return excluded
 
 

@@ -60,12 +60,14 @@ class PullResult:
     rounds_labelled: list[int] = field(default_factory=list)
     jobs: list[int] = field(default_factory=list)
     reasons: dict[str, int] = field(default_factory=dict)
+    missing_projects: list[int] = field(default_factory=list)  # recorded, but gone from Label Studio
 
     def add(self, other: PullResult) -> None:
         for k in ("created", "updated", "deleted", "skipped", "rejected", "unchanged", "tasks", "labels"):
             setattr(self, k, getattr(self, k) + getattr(other, k))
         self.rounds_labelled += other.rounds_labelled
         self.jobs += other.jobs
+        self.missing_projects += other.missing_projects
         for k, v in other.reasons.items():
             self.reasons[k] = self.reasons.get(k, 0) + v
 
@@ -269,5 +271,8 @@ def pull(
     total = PullResult()
     client.whoami()  # fail loudly on a wrong URL or token even when there is nothing to pull
     for p in projects_for(session, client.url, round_number):
+        if client.get_project(int(p.external_id)) is None:  # deleted in Label Studio: skip, keep what we have
+            total.missing_projects.append(int(p.external_id))
+            continue
         total.add(pull_project(session, client, p, config=config))
     return total

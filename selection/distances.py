@@ -92,29 +92,41 @@ class FrameBank:
     def frame_set(self, i: int) -> np.ndarray:
         return self.frames[i, : self.counts[i]]
 
-    def error_bound(self) -> float:
-        """Bound on |computed - exact| Chamfer distance in this bank's dtype (0 for float64 use).
+    def error_bounds(self, dmin: np.ndarray | float | None = None) -> np.ndarray | float:
+        """Bound on |computed - exact| Chamfer distance in this bank's dtype.
 
         Each squared distance |a|^2 + |b|^2 - 2ab carries a rounding error of at most
-        (D + 3) u (|a| + |b|)^2; a square root turns an error e on d^2 into at most
-        sqrt(e) on d, and means and minima do not enlarge it.
+        e = (D + 3) u (|a| + |b|)^2. A square root turns an error e on a computed d^2 = x
+        into at most min(sqrt(e), e / sqrt(x)) on d; minima and means do not enlarge it, so
+        the smallest per-frame minimum ``dmin`` of a Chamfer value bounds its error.
         """
         u = float(np.finfo(self.frames.dtype).eps) / 2
         m = self.max_distance() / 2
-        # + slack for the float32 means over frames (pairwise summation) and the bound's own rounding
-        return float(np.sqrt((self.dim + 3) * u * (2 * m) ** 2) * 1.01 + 64 * u * 2 * m)
+        e = (self.dim + 3) * u * (2 * m) ** 2 * 1.01
+        slack = 64 * u * 2 * m  # float32 means over frames and the bound's own rounding
+        if dmin is None:
+            return float(np.sqrt(e) + slack)
+        d = np.asarray(dmin, dtype=np.float64)
+        return np.minimum(np.sqrt(e), e / np.maximum(d, 1e-30)) + slack
 
-    def distances_from(self, i: int) -> np.ndarray:
+    def distances_from(self, i: int, *, with_min: bool = False) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
         """Chamfer distances from video ``i`` of the bank to every video of the bank, ``(N,)``."""
-        return self.distances_to_set(self.frames[i, : self.counts[i]])
+        return self.distances_to_set(self.frames[i, : self.counts[i]], with_min=with_min)
 
-    def distances_to_set(self, a: np.ndarray) -> np.ndarray:
-        """Chamfer distances from the frame set ``a`` (Ta x D) to every video of the bank."""
+    def distances_to_set(
+        self, a: np.ndarray, *, with_min: bool = False
+    ) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
+        """Chamfer distances from the frame set ``a`` (Ta x D) to every video of the bank.
+
+        ``with_min`` also returns, per video, the smallest per-frame minimum distance that
+        entered its value (used to bound the rounding error of the result).
+        """
         a = np.asarray(a, dtype=self.frames.dtype)
         ta = a.shape[0]
         sqa = np.einsum("td,td->t", a, a)
         n, f, d = self.frames.shape
         out = np.empty(n, dtype=np.float64)
+        mins = np.empty(n, dtype=np.float64) if with_min else None
         step = max(1, _BLOCK_ELEMENTS // max(1, ta * f))
         flat = self.frames.reshape(n * f, d)
         for s in range(0, n, step):
@@ -123,15 +135,18 @@ class FrameBank:
             d2 = self.sqnorm[s:e].reshape(-1, 1) + sqa[None, :] - 2.0 * g
             d2 = d2.reshape(e - s, f, ta)
             np.maximum(d2, 0.0, out=d2)  # +inf on padded rows survives
-            a_to_b = np.sqrt(d2.min(axis=1)).mean(axis=1)  # (n, Ta) -> (n,)
-            b_min = np.sqrt(d2.min(axis=2))  # (n, F)
+            a_min = np.sqrt(d2.min(axis=1))  # (n, Ta)
+            a_to_b = a_min.mean(axis=1)
+            b_min = np.sqrt(d2.min(axis=2))  # (n, F); +inf on padded frames
+            if mins is not None:
+                mins[s:e] = np.minimum(a_min.min(axis=1), b_min.min(axis=1))
             if self.padded:
                 b_min[~np.isfinite(b_min)] = 0.0
                 b_to_a = b_min.sum(axis=1) / self.counts[s:e]
             else:
                 b_to_a = b_min.mean(axis=1)
             out[s:e] = 0.5 * (a_to_b + b_to_a)
-        return out
+        return (out, mins) if mins is not None else out
 
     def pooled(self) -> np.ndarray:
         """Mean frame vector per video, re-normalised to unit length where the frames are unit length."""

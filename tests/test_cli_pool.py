@@ -17,13 +17,13 @@ REPO = Path(__file__).resolve().parents[1]
 runner = CliRunner()
 
 
-def mds(url: str, *args: str, input: str | None = None):  # noqa: ANN201, A002
+def mds(url: str, *args: str, input: str | None = None):
     return runner.invoke(app, ["--db", url, "pool", *args], input=input)
 
 
 def run_main(*args: str) -> subprocess.CompletedProcess:
     code = "import sys; from mds.cli import main; sys.argv = ['mds', *sys.argv[1:]]; main()"
-    return subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, cwd=REPO, timeout=120)
+    return subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, cwd=REPO, timeout=120, check=False)
 
 
 def test_add_ls_show_stats_rm(db_url: str, tmp_path: Path) -> None:
@@ -127,7 +127,7 @@ def test_help_does_not_import_torch() -> None:
         "assert r.exit_code == 0 and 'import' in r.output, r.output\n"
         "import json; print(json.dumps(sorted(sys.modules)))\n"
     )
-    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, timeout=120)
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, timeout=120, check=False)
     assert p.returncode == 0, p.stderr
     loaded = set(json.loads(p.stdout.strip().splitlines()[-1]))
     assert "mds.cli.pool" in loaded

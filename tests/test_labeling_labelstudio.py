@@ -133,6 +133,14 @@ def test_round_trip_push_rate_pull_complete(db_url: str, ls_running, ls_client, 
         gone = s.scalars(select(Annotation).where(Annotation.external_id == str(ann_ids[(2, ls_raters[2].name)]))).one()
         assert gone.status == "deleted"  # kept, not erased
 
+        # the whole project deleted in Label Studio: sync reports it and keeps every stored rating
+        n_ann = s.scalar(select(func.count()).select_from(Annotation).where(Annotation.status == "ok"))
+        ls_client.delete_project(pid)
+        out = pull(s, ls_client)
+        assert out.missing_projects == [pid] and out.deleted == 0
+        assert s.scalar(select(func.count()).select_from(Annotation).where(Annotation.status == "ok")) == n_ann
+        assert s.scalar(select(func.count()).select_from(Label)) == 4
+
 
 def test_push_survives_server_stop_and_lost_answer(sqlite_url: str, ls_running, ls_client) -> None:
     from labeling.push import push_round

@@ -71,5 +71,5 @@ def test_split_is_stratified_and_seeded() -> None:
     tr, va = split_indices(70, groups, 0.2, seed=0)
     assert len(va) == 14 and set(tr) | set(va) == set(range(70)) and not set(tr) & set(va)
     assert (groups[va] == "b").sum() == 4
-    tr2, va2 = split_indices(70, groups, 0.2, seed=0)
+    _tr2, va2 = split_indices(70, groups, 0.2, seed=0)
     assert (va == va2).all()

@@ -161,7 +161,7 @@ def test_crash_loses_at_most_one_batch_and_rerun_resumes(
     real_write = BatchWriter.write
     calls = {"n": 0}
 
-    def failing_write(self, conn, batch, errors):  # noqa: ANN001, ANN202
+    def failing_write(self, conn, batch, errors):
         calls["n"] += 1
         real_write(self, conn, batch, errors)
         if calls["n"] == 3:

@@ -104,6 +104,7 @@ def test_manifest_matches_files_added_before(db_url: str, tmp_path: Path) -> Non
     assert s.updated == 1
     videos, labels, _ = _state(db_url)
     assert len(videos) == 1 and videos[str(clip)].meta == {"category": "Animal"}
+    assert labels[videos[str(clip)].id].mos == 3.0
 
 
 def test_no_probe_is_metadata_only(db_url: str, tmp_path: Path) -> None:
@@ -204,7 +205,7 @@ def test_manifest_crash_midway_resumes(db_url: str, tmp_path: Path, monkeypatch:
     real_write = BatchWriter.write
     calls = {"n": 0}
 
-    def failing_write(self, conn, batch, errors):  # noqa: ANN001, ANN202
+    def failing_write(self, conn, batch, errors):
         calls["n"] += 1
         if calls["n"] == 3:
             raise RuntimeError("simulated crash in batch 3")
@@ -249,7 +250,7 @@ def test_content_and_path_owned_by_different_videos(db_url: str, tmp_path: Path)
 
 def test_values_the_database_rejects_fail_only_their_row(db_url: str, tmp_path: Path) -> None:
     rows = [{"path": f"/x/v{i}.mp4", "title": f"t{i}", "mos": 3.0} for i in range(6)]
-    rows[2]["title"] = "nul\u0000inside"  # PostgreSQL text cannot hold NUL; SQLite can
+    rows[2]["name"] = "nul\u0000inside"  # PostgreSQL text cannot hold NUL; SQLite can
     rows[4]["path"] = "/x/" + "long" * 600 + ".mp4"
     s = import_manifest(db_url, write_manifest(tmp_path / "m.jsonl", rows), probe=False, batch_size=10)
     types = {e.source: e.error_type for e in s.errors}
@@ -262,3 +263,11 @@ def test_values_the_database_rejects_fail_only_their_row(db_url: str, tmp_path: 
         assert (s.added, s.failed) == (5, 1) and len(videos) == len(labels) == 5
     with session_scope(db_url) as ses:
         assert ses.query(IngestError).filter_by(run_id=s.run_id).count() == s.failed
+
+
+def test_csv_cells_keep_their_type(db_url: str, tmp_path: Path) -> None:
+    m = tmp_path / "m.csv"
+    m.write_text('path,level,crf,clip_id,title,tags,ratio\n/x/a.mp4,0.25,23,007,2024,"[""a"", ""b""]",1e3\n')
+    import_manifest(db_url, m, probe=False)
+    v = _state(db_url)[0]["/x/a.mp4"]
+    assert v.meta == {"level": 0.25, "crf": 23, "clip_id": "007", "title": 2024, "tags": ["a", "b"], "ratio": "1e3"}

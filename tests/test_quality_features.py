@@ -7,7 +7,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from mds.quality.features import FEATURE_DIM, FEATURE_NAMES, FRAME_FEATURES, frame_features, video_features_from_frames
+from mds.quality.features import (
+    FEATURE_DIM,
+    FEATURE_NAMES,
+    FRAME_FEATURES,
+    frame_features,
+    video_features_from_frames,
+)
 from tests.fixtures.distortions import _blocking, _blur, _noise, pan_frames
 
 

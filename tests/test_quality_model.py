@@ -13,7 +13,7 @@ N_TRAIN, N_TEST = 240, 80
 
 
 @pytest.fixture(scope="module")
-def trained(tmp_path_factory: pytest.TempPathFactory):  # noqa: ANN201
+def trained(tmp_path_factory: pytest.TempPathFactory):
     from mds.db import migrate
     from mds.learning.finetune import train_base_model
 
@@ -28,12 +28,12 @@ def trained(tmp_path_factory: pytest.TempPathFactory):  # noqa: ANN201
     return url, d, res, test, test_ids
 
 
-def test_heldout_srcc_on_known_distortions(trained) -> None:  # noqa: ANN001
+def test_heldout_srcc_on_known_distortions(trained) -> None:
     from mds.evaluators import create_evaluator
     from mds.evaluators.base import VideoInput
     from mds.metrics import correlations
 
-    url, d, res, test, test_ids = trained
+    _url, d, res, test, test_ids = trained
     ev = create_evaluator("cpu-default", data_dir=str(d / "data"))
     results = ev.predict([VideoInput(path=str(c.path), video_id=i) for c, i in zip(test, test_ids, strict=True)])
     assert all(r.parse_status == "ok" for r in results)
@@ -46,23 +46,23 @@ def test_heldout_srcc_on_known_distortions(trained) -> None:  # noqa: ANN001
     assert res["metrics"]["test"]["srcc"] == pytest.approx(c.srcc, abs=1e-9)
 
 
-def test_error_is_absolute_difference_on_model_scale(trained) -> None:  # noqa: ANN001
+def test_error_is_absolute_difference_on_model_scale(trained) -> None:
     from mds.evaluators import create_evaluator
     from mds.evaluators.base import EvalResult
 
-    url, d, *_ = trained
+    _url, d, *_ = trained
     ev = create_evaluator("cpu-default", data_dir=str(d / "data"))
     assert ev.error(EvalResult(1, "ok", pred_scalar=3.5), 2.25) == pytest.approx(1.25)
     assert ev.error(EvalResult(1, "failed"), 2.0) is None
 
 
-def test_version_follows_the_checkpoint_content(trained, tmp_path: Path) -> None:  # noqa: ANN001
+def test_version_follows_the_checkpoint_content(trained, tmp_path: Path) -> None:
     import shutil
 
     from mds.evaluators.cpu_default import CpuDefaultEvaluator
     from mds.quality.model import QualityNet
 
-    url, d, res, *_ = trained
+    _url, d, res, *_ = trained
     a = CpuDefaultEvaluator(checkpoint=res["path"], data_dir=str(d / "data"))
     moved = tmp_path / "moved"
     shutil.copytree(res["path"], moved)

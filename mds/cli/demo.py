@@ -33,7 +33,7 @@ def register(app: typer.Typer) -> None:
 
     @app.command("demo-pool")
     def demo_pool(
-        out: Annotated[Path, typer.Option("--out", "-o", help="Folder for the pool (videos, manifest, oracle, DB).")] = Path("demo-pool"),
+        out: Annotated[Path, typer.Option("--out", "-o", help="Folder for the pool (videos, manifest, oracle, DB).")] = Path("demo-out/pool"),
         size: Annotated[str, typer.Option("--size", help="tiny (CI, ~40 videos), small (demo, ~360), large (~1,400).")] = "tiny",
         seed: Annotated[int, typer.Option("--seed", help="Random seed: the same seed builds the same pool.")] = 0,
         workers: Annotated[int, typer.Option("--workers", help="Parallel ffmpeg jobs.")] = 2,

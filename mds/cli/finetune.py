@@ -124,7 +124,9 @@ def list_checkpoints(kind: str | None = None, evaluator: str | None = None, as_j
         return
     from rich.table import Table
 
-    t = Table("id", "kind", "name@version", "evaluator", "parent", "status", "promoted", "rounds", "key figure")
+    t = Table("id", "kind", "checkpoint", "parent", "status", "key figure")
+    t.columns[2].no_wrap = True
+    short = {"failure_predictor": "g", "finetuned": "ft", "base": "base"}
     for d in data:
         m = d["metrics"]
         fig = ""
@@ -134,9 +136,11 @@ def list_checkpoints(kind: str | None = None, evaluator: str | None = None, as_j
             fig = f"test SRCC {m['before']['srcc']:.3f} → {m['after']['srcc']:.3f}"
         elif m.get("test"):
             fig = f"test SRCC {m['test']['srcc']:.3f}"
-        t.add_row(str(d["id"]), d["kind"], f"{d['name']}@{d['version']}", str(d["evaluator"]),
-                  str(d["parent_id"] or "-"), d["status"], "yes" if d["promoted"] else "", str(d["round_ids"] or ""),
-                  fig)
+        status = d["status"] + (", promoted" if d["promoted"] else "")
+        if d["round_ids"]:
+            status += f", rounds {','.join(map(str, d['round_ids']))}"
+        t.add_row(str(d["id"]), short.get(d["kind"], d["kind"]), f"{d['name']}@{d['version']}",
+                  str(d["parent_id"] or "-"), status, fig)
     console().print(t)
 
 

@@ -98,6 +98,8 @@ def _pull(round_number: int | None, url: str | None, token: str | None, json_out
         console().print(f"{res['tasks']} tasks: {msg}; {res['labels']} labels recomputed")
         for reason, n in res["reasons"].items():
             console().print(f"  rejected ({reason}): {n}")
+        for pid in res["missing_projects"]:
+            console().print(f"  project {pid} no longer exists in Label Studio (its stored ratings are kept)")
         for rid, jid in zip(res["rounds_labelled"], res["jobs"]):
             console().print(f"  round id {rid} is labelled; fine-tuning job {jid} queued")
     return res

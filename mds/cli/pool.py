@@ -43,7 +43,7 @@ def _parse_meta(items: list[str]) -> dict[str, Any]:
     return meta
 
 
-def _report(summary, json_: bool, strict: bool) -> None:  # noqa: ANN001
+def _report(summary, json_: bool, strict: bool) -> None:
     """Print the summary (and the first errors); exit non-zero as the summary says."""
     code = summary.exit_code(strict)
     if json_:

@@ -92,14 +92,14 @@ class CpuDefaultEvaluator(Evaluator):
         return {"checkpoint": path}
 
     # -- inference ----------------------------------------------------------------
-    def sampling(self):  # noqa: ANN201
+    def sampling(self):
         from mds.quality.features import DEFAULT_SAMPLING
         from mds.video.frames import SamplingConfig
 
         n = self.options.get("num_frames")
         return SamplingConfig(num_frames=int(n)) if n else DEFAULT_SAMPLING
 
-    def model(self):  # noqa: ANN201
+    def model(self):
         if self._model is None:
             from mds.quality.loading import load_quality_model
 

@@ -234,7 +234,7 @@ def fit_failure_predictor(
     res = train_pairwise(net, lambda idx: net(Xt[idx]), e, grp, tr, va, cfg, state_dir=state_dir,
                          on_epoch=on_epoch, on_step=on_step)
     config = {"mode": mode, "lora_r": lora_r, "lora_alpha": lora_alpha, "in_dim": int(X.shape[1]),
-              "train": cfg.as_dict(), "val_frac": val_frac, "n_train": int(len(tr)), "n_val": int(len(va))}
+              "train": cfg.as_dict(), "val_frac": val_frac, "n_train": len(tr), "n_val": len(va)}
     return FailureModel(mode=mode, net=net, config=config, result=res)
 
 

@@ -140,6 +140,42 @@ def pick_version(session: Session, evaluator: str, video_ids: Sequence[int]) -> 
     return max(counts, key=lambda v: (counts[v][0], counts[v][1]))
 
 
+class ImportedScalar:
+    """Error rule for predictions imported from files (``import:<name>``), whose model mds cannot run.
+
+    Their scale is unknown, so per dataset the predictions are mapped onto the
+    normalised MOS with the 4-parameter logistic of the evaluation protocol
+    (method.md §6.1) and the error is ``|mapped - MOS|``.
+    """
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def errors(self, pred: np.ndarray, mos: np.ndarray, datasets: Sequence[str]) -> np.ndarray:
+        from mds.metrics import fit_logistic4
+
+        out = np.empty(len(pred), dtype=np.float64)
+        ds = np.asarray(datasets)
+        for d in set(ds.tolist()):
+            m = ds == d
+            fitted, _ = fit_logistic4(pred[m].astype(np.float64), mos[m].astype(np.float64))
+            out[m] = np.abs(fitted - mos[m])
+        return out
+
+
+def error_rule(name: str) -> Any:
+    """The registered evaluator (its own ``error()``), or :class:`ImportedScalar` for imported predictions."""
+    from mds.errors import EvaluatorError
+    from mds.evaluators import create_evaluator
+
+    try:
+        return create_evaluator(name)
+    except EvaluatorError:
+        if name.startswith("import:"):
+            return ImportedScalar(name)
+        raise
+
+
 def supervision(
     session: Session,
     evaluator: Any,
@@ -147,7 +183,7 @@ def supervision(
     *,
     evaluator_version: str | None = None,
 ) -> Supervision:
-    """Errors of ``evaluator`` (an :class:`Evaluator`) on ``labels`` from its stored predictions."""
+    """Errors of ``evaluator`` (an :class:`Evaluator` or :class:`ImportedScalar`) on ``labels``."""
     from mds.evaluators.base import EvalResult
 
     name = evaluator.name
@@ -166,8 +202,11 @@ def supervision(
         if p is None or p.score is None:
             skipped += 1
             continue
-        res = EvalResult(vid, p.parse_status, pred_scalar=p.score, parsed=dict(p.parsed or {}))
-        e = evaluator.error(res, float(m))
+        if isinstance(evaluator, ImportedScalar):
+            e = 0.0  # computed below, per dataset, once all predictions are known
+        else:
+            e = evaluator.error(EvalResult(vid, p.parse_status, pred_scalar=p.score, parsed=dict(p.parsed or {})),
+                                float(m))
         if e is None:
             skipped += 1
             continue
@@ -178,7 +217,10 @@ def supervision(
         er.append(float(e))
     if len(ids) < 4:
         raise TrainingError(f"only {len(ids)} labelled videos have a usable prediction of {name} ({version})")
-    return Supervision(name, version, ids, ds, np.array(pr), np.array(mn), np.array(er), skipped)
+    errors = np.array(er)
+    if isinstance(evaluator, ImportedScalar):
+        errors = evaluator.errors(np.array(pr), np.array(mn), ds)
+    return Supervision(name, version, ids, ds, np.array(pr), np.array(mn), errors, skipped)
 
 
 # --- inputs ---------------------------------------------------------------------------------------

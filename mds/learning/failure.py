@@ -145,10 +145,9 @@ def train_failure_predictor(
     """
     from mds.config import load_settings
     from mds.db.engine import make_sessionmaker
-    from mds.evaluators import create_evaluator
     from mds.learning import checkpoints as ck
     from mds.learning.arrays import fit_failure_predictor, predict_difficulty
-    from mds.learning.data import QUALITY_FEATURES, inputs_for, load_labels, supervision
+    from mds.learning.data import QUALITY_FEATURES, error_rule, inputs_for, load_labels, supervision
     from mds.quality.loading import load_quality_model
 
     data_dir = Path(data_dir) if data_dir else load_settings(db_url=db_url).data_dir
@@ -172,7 +171,7 @@ def train_failure_predictor(
     with Session() as s:
         if len(labels) < 8:
             raise TrainingError(f"only {len(labels)} labelled videos in {', '.join(splits)}: need at least 8")
-        ev = create_evaluator(evaluator)
+        ev = error_rule(evaluator)
         sup = supervision(s, ev, labels, evaluator_version=evaluator_version)
         X, ok_ids, failures = inputs_for(s, data_dir, source, sup.video_ids)
         pos = {v: i for i, v in enumerate(sup.video_ids)}

@@ -254,7 +254,7 @@ def split_indices(
     for g in sorted(set(np.asarray(groups).tolist())):
         idx = np.flatnonzero(np.asarray(groups) == g)
         idx = idx[rng.permutation(len(idx))]
-        k = int(round(len(idx) * val_frac)) if len(idx) >= 10 else 0
+        k = round(len(idx) * val_frac) if len(idx) >= 10 else 0
         va.append(idx[:k])
         tr.append(idx[k:])
     return np.sort(np.concatenate(tr)), np.sort(np.concatenate(va)) if va else np.zeros(0, np.int64)

@@ -7,7 +7,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -47,7 +47,7 @@ def _probe_safely(c: Candidate) -> tuple[Candidate, tuple[str, str] | None]:
         return c, (e.kind, e.detail)
     except PermissionError:
         return c, ("unreadable", "permission denied")
-    except Exception as e:  # any other failure of one file must not end the run
+    except Exception as e:  # noqa: BLE001 (any other failure of one file must not end the run)
         return c, ("error", f"{type(e).__name__}: {str(e).splitlines()[0][:300] if str(e) else ''}")
 
 
@@ -110,7 +110,7 @@ def run_ingest(
     return summary
 
 
-def _one_batch(engine, items, writer: BatchWriter, pool, probe_local, quick_skip: bool) -> None:  # noqa: ANN001
+def _one_batch(engine, items, writer: BatchWriter, pool, probe_local, quick_skip: bool) -> None:
     errors = [it for it in items if isinstance(it, tuple)]
     cands = [it for it in items if isinstance(it, Candidate)]
     to_probe = [c for c in cands if probe_local(c)]
@@ -141,7 +141,7 @@ def _too_long(c: Candidate) -> str | None:
     return None
 
 
-def _write_isolated(engine, writer: BatchWriter, cands: list[Candidate], errors: list) -> None:  # noqa: ANN001
+def _write_isolated(engine, writer: BatchWriter, cands: list[Candidate], errors: list) -> None:
     """Write a batch in one transaction; if the database rejects a value, redo it entry by entry.
 
     A value the database refuses (e.g. a NUL character on PostgreSQL) then fails only its
@@ -149,12 +149,15 @@ def _write_isolated(engine, writer: BatchWriter, cands: list[Candidate], errors:
     """
     from sqlalchemy.exc import DataError, IntegrityError
 
+    dbapi = engine.dialect.dbapi
+    # bulk paths talk to the driver directly, so its own exception classes can surface too
+    rejected = (DataError, IntegrityError, dbapi.DataError, dbapi.IntegrityError)
     state = writer.snapshot()
     try:
         with engine.begin() as conn:
             writer.write(conn, cands, list(errors))
         return
-    except (DataError, IntegrityError):
+    except rejected:
         writer.restore(state)
     errors = list(errors)
     for c in cands:
@@ -162,7 +165,7 @@ def _write_isolated(engine, writer: BatchWriter, cands: list[Candidate], errors:
         try:
             with engine.begin() as conn:
                 writer.write(conn, [c], [])
-        except (DataError, IntegrityError) as e:
+        except rejected as e:
             writer.restore(state)
             msg = str(getattr(e, "orig", e) or e).strip().splitlines()
             errors.append((c.source, "db_error", (msg[0] if msg else type(e).__name__)[:300]))
@@ -190,10 +193,8 @@ def _mtime_ok(mtime: float, row: dict[str, Any]) -> bool:
     if stamp is None:
         return False
     if stamp.tzinfo is None:
-        stamp = stamp.replace(tzinfo=timezone.utc)
-    if datetime.fromtimestamp(mtime, tz=timezone.utc) > stamp:
-        return False
-    return True
+        stamp = stamp.replace(tzinfo=UTC)
+    return datetime.fromtimestamp(mtime, tz=UTC) <= stamp
 
 
 def add_paths(

@@ -14,7 +14,8 @@ Columns (names are case-insensitive):
   ``import:<name>``, version ``prediction_version``, ``parse_status="ok"``.
 * ``meta`` (JSONL/Parquet: an object) and every other column (title, tags, asr,
   category, prompt, ...) → ``Video.meta``. In CSV a cell that starts with ``[`` or
-  ``{`` is read as JSON (e.g. ``["a","b"]`` for tags).
+  ``{`` is read as JSON (e.g. ``["a","b"]`` for tags), and a number that reads back
+  identically (``3``, ``0.25``; not ``007``) is stored as a number.
 """
 
 from __future__ import annotations
@@ -113,15 +114,31 @@ def _read_csv(path: Path, delimiter: str) -> tuple[list[str], Iterator[Row | Bad
 
 
 def _cell(v: str) -> Any:
+    """A CSV cell: JSON for ``[``/``{``, a number when it reads back identically (``"0.25"``, not ``"007"``)."""
     v = v.strip()
     if v == "":
         return None
-    if v[0] in "[{":
+    first = v[0]
+    if first in "[{":
         try:
             return json.loads(v)
         except ValueError:
             return v
+    if first in _NUMBER_START:
+        try:
+            n = int(v)
+            return n if str(n) == v else v
+        except ValueError:
+            pass
+        try:
+            x = float(v)
+            return x if repr(x) == v else v
+        except ValueError:
+            return v
     return v
+
+
+_NUMBER_START = frozenset("-0123456789.")
 
 
 def _read_jsonl(path: Path) -> tuple[list[str], Iterator[Row | Bad]]:

@@ -86,7 +86,7 @@ def count_videos(db_url: str, **filters: Any) -> int:
         return int(s.scalar(q) or 0)
 
 
-def _resolve(s, ref: int | str) -> Video:  # noqa: ANN001
+def _resolve(s, ref: int | str) -> Video:
     """A video by id, uri or name (a name must be unique)."""
     if isinstance(ref, int) or (isinstance(ref, str) and ref.strip().isdigit()):
         v = s.get(Video, int(ref))
@@ -117,12 +117,12 @@ def get_video(db_url: str, ref: int | str) -> dict[str, Any]:
         d["labels"] = [
             {"source": lab.source, "kind": lab.kind, "mos": lab.mos, "std": lab.std, "n_ratings": lab.n_ratings,
              "ci95": lab.ci95, "scale_min": lab.scale_min, "scale_max": lab.scale_max, "value": lab.value,
-             "round_id": lab.round_id}  # fmt: skip
+             "round_id": lab.round_id}
             for lab in s.scalars(select(Label).where(Label.video_id == v.id).order_by(Label.id))
         ]
         d["predictions"] = [
             {"evaluator": p.evaluator, "version": p.evaluator_version, "variant": p.variant, "score": p.score,
-             "parse_status": p.parse_status}  # fmt: skip
+             "parse_status": p.parse_status}
             for p in s.scalars(select(Prediction).where(Prediction.video_id == v.id).order_by(Prediction.id))
         ]
         d["difficulty_scores"] = {
@@ -204,7 +204,7 @@ def list_ingest_errors(
     with session_scope(db_url) as s:
         return [
             {"id": e.id, "source": e.source, "error_type": e.error_type, "reason": e.reason, "run_id": e.run_id,
-             "created_at": e.created_at}  # fmt: skip
+             "created_at": e.created_at}
             for e in s.scalars(q)
         ]
 

@@ -8,11 +8,10 @@ entries are identified by ``uri``. Rows are written with Core bulk statements
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any
-
 import json
-from datetime import datetime, timezone
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
 
 from sqlalchemy import JSON, Boolean, Connection, DateTime, insert, select, update
 
@@ -83,11 +82,11 @@ class BatchWriter:
             if row is None:
                 row = uri_row
             elif uri_row is not None and uri_row["id"] != row["id"]:
-                errors.append(
-                    (c.source, "conflict",
-                     f"same content as video {row['id']} ({row['uri']}) but the path belongs to video "
-                     f"{uri_row['id']}; remove one of them first")
-                )  # fmt: skip
+                reason = (
+                    f"same content as video {row['id']} ({row['uri']}) but the path belongs to video "
+                    f"{uri_row['id']}; remove one of them first"
+                )
+                errors.append((c.source, "conflict", reason))
                 continue
             if row is None:
                 new_rows.append(self._new_row(c))
@@ -249,18 +248,18 @@ _VIDEO_COLS = (Video.id, Video.uri, Video.name, Video.content_hash, Video.datase
                Video.probed, Video.updated_at, *(getattr(Video, f) for f in _PROBE_FIELDS))  # fmt: skip
 
 
-def _chunks(items: list, n: int = _IN_CHUNK):  # noqa: ANN202
+def _chunks(items: list, n: int = _IN_CHUNK):
     for i in range(0, len(items), n):
         yield items[i : i + n]
 
 
-def _in(conn: Connection, col, values: list):  # noqa: ANN001, ANN202
+def _in(conn: Connection, col, values: list):
     """``col IN (values)``. (``= ANY(array)`` was tried on PostgreSQL: right after a bulk load the
     planner has no statistics and scans the table per query, several times slower.)"""
     return col.in_(values)
 
 
-def _fetch(conn: Connection, key, values: list, cols=_VIDEO_COLS) -> dict[Any, dict[str, Any]]:  # noqa: ANN001
+def _fetch(conn: Connection, key, values: list, cols=_VIDEO_COLS) -> dict[Any, dict[str, Any]]:
     """Rows of ``videos`` whose ``key`` column is in ``values``, keyed by that column's value."""
     out: dict[Any, dict[str, Any]] = {}
     values = list(dict.fromkeys(v for v in values if v is not None))
@@ -292,7 +291,7 @@ def _bulk_insert(conn: Connection, model: type, rows: list[dict[str, Any]], **co
     columns = [c for c in table.columns if c.name in given or (c.default is not None and not c.primary_key)]
     names = [c.name for c in columns]
     pg = _is_postgres(conn)
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     stamp: Any = now if pg else now.replace(tzinfo=None).isoformat(sep=" ", timespec="microseconds")
     fixed: dict[str, Any] = {}
     for col in columns:
@@ -306,7 +305,7 @@ def _bulk_insert(conn: Connection, model: type, rows: list[dict[str, Any]], **co
     json_cols = {c.name for c in per_row if isinstance(c.type, JSON)}
     bool_cols = set() if pg else {c.name for c in per_row if isinstance(c.type, Boolean)}
 
-    def tuples():  # noqa: ANN202
+    def tuples():
         for r in rows:
             out = []
             for c in columns:
@@ -334,7 +333,7 @@ def _bulk_insert(conn: Connection, model: type, rows: list[dict[str, Any]], **co
         raw.cursor().executemany(f"INSERT INTO {table.name} ({quoted}) VALUES ({marks})", tuples())
 
 
-def _convert(col, value: Any, pg: bool) -> Any:  # noqa: ANN001
+def _convert(col, value: Any, pg: bool) -> Any:
     if value is None:
         return None
     if isinstance(col.type, JSON):

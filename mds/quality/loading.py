@@ -20,7 +20,7 @@ LINEAGE_FILE = "lineage.json"
 
 def write_lineage(directory: str | Path, base_dir: str | Path, adapters: list[str | Path]) -> None:
     d = Path(directory)
-    rel = lambda p: os.path.relpath(Path(p).resolve(), d.resolve())  # noqa: E731
+    rel = lambda p: os.path.relpath(Path(p).resolve(), d.resolve())
     (d / LINEAGE_FILE).write_text(
         json.dumps({"base": rel(base_dir), "adapters": [rel(a) for a in adapters]}, indent=2), encoding="utf-8"
     )

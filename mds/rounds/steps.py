@@ -163,10 +163,13 @@ def step_push(ctx: RoundContext) -> dict[str, Any]:
     backend = label_backend(ctx.cfg, ctx.settings)
     if backend == "labelstudio":
         from labeling.push import PushOptions, push_round
+        from labeling.settings import ls_settings
 
         client = backends.ls_client(ctx.settings)
+        opts = PushOptions(ratings_per_video=ctx.cfg.ratings_per_video,
+                           document_root=ls_settings(ctx.settings).document_root)
         with session_scope(ctx.db_url) as s:
-            res = push_round(s, client, ctx.number, PushOptions(ratings_per_video=ctx.cfg.ratings_per_video))
+            res = push_round(s, client, ctx.number, opts)
         return {"backend": backend, **{k: v for k, v in res.as_dict().items() if k != "storages"}}
     with session_scope(ctx.db_url) as s:
         proj = s.scalars(select(LabelProject).where(LabelProject.backend == "simulated",

@@ -94,15 +94,25 @@ def greedy_mds(
     m = keep.size
     ranks = difficulty_ranks(g)[keep]
 
+    screen = verify and isinstance(work, FrameBank) and work.frames.dtype != np.float64
     s = np.zeros(len(work), dtype=np.float64)
+    err = np.zeros(len(work), dtype=np.float64)  # per candidate: bound on |screened - exact| mean distance
+
+    def add_distances(row: int) -> None:
+        nonlocal s, err
+        if screen:
+            d, dmin = work.distances_from(row, with_min=True)
+            np.maximum(err, work.error_bounds(dmin), out=err)
+        else:
+            d = work.distances_from(row)
+        s += d
+
     for c in range(m, m + n_context):
-        s += work.distances_from(c)
+        add_distances(c)
     k = n_context
     alive = np.ones(m, dtype=bool)
     picks: list[int] = []
     audit: list[dict[str, Any]] = []
-    screen = verify and isinstance(work, FrameBank) and work.frames.dtype != np.float64
-    err = work.error_bound() if screen else 0.0
     info["verified_pairs"] = 0
     selected_rows = list(range(m, m + n_context))  # rows counted in the running sums, in order
     s64 = np.zeros(m)
@@ -120,8 +130,10 @@ def greedy_mds(
         total = gk + lambda_ * div if div is not None else gk.copy()
         total = np.where(alive, total, -np.inf)
         if screen and k:
-            window = 2.0 * lambda_ * err + tie_tol
-            close = np.flatnonzero(total >= total.max() - window)
+            # Only candidates whose upper bound reaches the best lower bound can be the exact argmax.
+            eb = lambda_ * err[:m]
+            best_low = np.max(np.where(alive, total - eb, -np.inf))
+            close = np.flatnonzero(alive & (total + eb >= best_low - tie_tol))
             exact = np.array([gk[c] + lambda_ * exact_sum(int(c)) / k for c in close])
             total[close] = exact
             div = div.copy()
@@ -145,7 +157,7 @@ def greedy_mds(
         alive[j] = False
         selected_rows.append(j)
         if step + 1 < budget:
-            s += work.distances_from(j)
+            add_distances(j)
             k += 1
     return picks, audit, info
 

@@ -1,0 +1,90 @@
+"""``mds round start|finish|status|ls`` end to end on both databases (random strategy, simulated raters)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from sqlalchemy import func, select
+
+from tests.demo_helpers import tiny_pool_dir
+
+
+@pytest.fixture(scope="module")
+def pool_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tiny_pool_dir(tmp_path_factory)
+
+
+def _invoke(args: list[str]):  # noqa: ANN202
+    from typer.testing import CliRunner
+
+    from mds.cli import app
+
+    return CliRunner().invoke(app, args)
+
+
+def test_rounds_from_the_cli(pool_dir: Path, db_url: str, tmp_path: Path) -> None:
+    from mds.db.engine import session_scope
+    from mds.db.models import Label, Selection, Video
+    from mds.demo.pool import import_into_db, load_demo_pool
+
+    import_into_db(load_demo_pool(pool_dir), db_url)
+    base = ["--db", db_url, "--project", str(tmp_path)]
+    res = _invoke([*base, "round", "status"])
+    assert res.exit_code != 0 and "no rounds yet" in str(res.exception or res.output)
+
+    start = [*base, "round", "start", "--strategy", "random", "--budget", "3", "--labels", "simulated",
+             "--oracle", str(pool_dir), "--ratings", "3", "--json"]
+    res = _invoke(start)
+    assert res.exit_code == 0, res.output
+    st = json.loads(res.output)
+    assert st["number"] == 1 and st["status"] == "pushed" and len(st["selection"]) == 3
+    assert st["steps"]["difficulty"]["skipped"] and st["steps"]["embed"]["skipped"]
+    assert st["steps"]["base"]["trained"] is True
+
+    res = _invoke(start)  # the round is not finished yet
+    assert res.exit_code != 0 and "round 1 is not finished" in str(res.exception)
+
+    res = _invoke([*base, "round", "finish", "--json"])
+    assert res.exit_code == 0, res.output
+    st1 = json.loads(res.output)
+    assert st1["status"] == "done" and st1["steps_pending"] == []
+    tt = st1["metrics"]["finetuned"]["target_test"]
+    assert tt["n"] == 6 and -1 <= tt["srcc"] <= 1
+    assert st1["metrics"]["picks"]["error_ratio"] > 0
+    assert Path(st1["steps"]["report"]["path"]).is_file()
+
+    res = _invoke(start)
+    assert res.exit_code == 0, res.output
+    st2 = json.loads(res.output)
+    assert st2["base_checkpoint_id"] == st1["finetuned_checkpoint_id"] and st2["steps"]["base"]["trained"] is False
+    res = _invoke([*base, "round", "finish", "--round", "2", "--json"])
+    assert res.exit_code == 0, res.output
+
+    res = _invoke([*base, "round", "ls", "--json"])
+    rows = json.loads(res.output)
+    assert [r["status"] for r in rows] == ["done", "done"] and all(r["picks"] == 3 for r in rows)
+    res = _invoke([*base, "round", "status", "--round", "1"])
+    assert res.exit_code == 0 and "round 1: done" in res.output
+
+    with session_scope(db_url) as s:
+        picked = list(s.scalars(select(Selection.video_id)))
+        assert len(picked) == len(set(picked)) == 6
+        splits = set(s.scalars(select(Video.split).where(Video.id.in_(picked))))
+        assert splits == {"pool"}
+        n = s.scalar(select(func.count()).select_from(Label).where(Label.source == "simulated"))
+        assert n == 6
+
+
+def test_finish_needs_a_started_round(pool_dir: Path, sqlite_url: str, tmp_path: Path) -> None:
+    from mds.config import Settings
+    from mds.errors import ConfigError
+    from mds.rounds import finish_round
+    from mds.rounds.state import create_round
+
+    create_round(sqlite_url, snapshot={"round": {}}, config_hash="x", strategy="random", budget_spec="3", seed=0,
+                 lambda_=None, evaluator="cpu-default", encoder=None)
+    settings = Settings(project_dir=tmp_path, db_url=sqlite_url, data_dir=tmp_path / ".mds", raw={})
+    with pytest.raises(ConfigError, match="has not been started completely"):
+        finish_round(sqlite_url, settings=settings)
