@@ -38,8 +38,11 @@ def bench_aggregate(n_videos: int, n_raters: int) -> dict[str, float]:
             s.add_all(vs)
             s.flush()
             truth = rng.uniform(1, 5, n_videos)
-            ratings = [(v.id, f"r{k}", float(np.clip(np.round(q + rng.normal(0, 0.6)), 1, 5)))
-                       for v, q in zip(vs, truth) for k in range(n_raters)]
+            ratings = [
+                (v.id, f"r{k}", float(np.clip(np.round(q + rng.normal(0, 0.6)), 1, 5)))
+                for v, q in zip(vs, truth)
+                for k in range(n_raters)
+            ]
             t0 = time.perf_counter()
             record_ratings(s, r.id, ratings, recompute=False)
             s.commit()
@@ -60,8 +63,12 @@ def bench_labelstudio(data_dir: Path, n_videos: int) -> dict[str, float]:
     from mds.db.models import Round, Selection, Video
     from tests.fixtures.clips import write_clip
 
-    srv = LocalLabelStudio(data_dir=data_dir, document_root=data_dir.parent / "media", port=free_port(),
-                           executable=install_label_studio())
+    srv = LocalLabelStudio(
+        data_dir=data_dir,
+        document_root=data_dir.parent / "media",
+        port=free_port(),
+        executable=install_label_studio(),
+    )
     t0 = time.perf_counter()
     srv.start(timeout=300)
     out = {"server_start_s": time.perf_counter() - t0}
@@ -85,20 +92,33 @@ def bench_labelstudio(data_dir: Path, n_videos: int) -> dict[str, float]:
                     s.add(Selection(round_id=r.id, video_id=v.id, pick_order=i))
                 s.commit()
                 t0 = time.perf_counter()
-                res = push_round(s, client, 1, PushOptions(ratings_per_video=3, document_root=srv.document_root))
+                res = push_round(
+                    s, client, 1, PushOptions(ratings_per_video=3, document_root=srv.document_root)
+                )
                 out["push_s"] = time.perf_counter() - t0
                 t0 = time.perf_counter()
                 push_round(s, client, 1, PushOptions(ratings_per_video=3, document_root=srv.document_root))
                 out["push_again_s"] = time.perf_counter() - t0
-                users = [client.create_user(f"b{k}-{int(time.time())}", f"b{k}-{int(time.time())}@bench.local")
-                         for k in range(3)]
+                users = [
+                    client.create_user(f"b{k}-{int(time.time())}", f"b{k}-{int(time.time())}@bench.local")
+                    for k in range(3)
+                ]
                 tasks = client.list_tasks(res.project_id, full=False)
                 t0 = time.perf_counter()
                 for t in tasks:
                     for k, u in enumerate(users):
-                        client.create_annotation(t["id"], [{"from_name": "quality", "to_name": "video",
-                                                            "type": "rating", "value": {"rating": 1 + (t["id"] + k) % 5}}],
-                                                 completed_by=u)
+                        client.create_annotation(
+                            t["id"],
+                            [
+                                {
+                                    "from_name": "quality",
+                                    "to_name": "video",
+                                    "type": "rating",
+                                    "value": {"rating": 1 + (t["id"] + k) % 5},
+                                }
+                            ],
+                            completed_by=u,
+                        )
                 out["annotate_per_call_ms"] = (time.perf_counter() - t0) / (3 * len(tasks)) * 1000
                 t0 = time.perf_counter()
                 pr = pull(s, client)
@@ -116,7 +136,9 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--videos", type=int, default=2000)
     ap.add_argument("--raters", type=int, default=5)
-    ap.add_argument("--ls-data-dir", type=Path, default=None, help="run the Label Studio part with this data dir")
+    ap.add_argument(
+        "--ls-data-dir", type=Path, default=None, help="run the Label Studio part with this data dir"
+    )
     ap.add_argument("--ls-videos", type=int, default=200)
     a = ap.parse_args()
     for k, v in bench_aggregate(a.videos, a.raters).items():

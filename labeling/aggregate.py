@@ -8,18 +8,21 @@ round's batch:
    rows with status ``ok`` of the source; if an annotator rated a video twice,
    the newest counts.
 2. **Rater screening** in the spirit of ITU-R BT.500 (Annex 1, §2.3.1), applied
-   only when the scope has at least ``min_raters`` raters. For every rating the
-   mean and standard deviation of the *other* raters on that video
-   (leave-one-out, at least ``min_others`` of them) give a deviation; a rating
-   counts high (P) or low (Q) when it lies more than ``2·s`` from that mean —
-   ``√20·s`` when the video has ``kurtosis_min_n`` ratings or more and their
-   kurtosis β₂ is outside [2, 4] (not normal). ``s`` is floored at ``s_floor``
-   of the scale range so that unanimous peers still leave room. A rater with at
-   least ``min_rater_videos`` checked ratings is excluded when
+   only when the scope has at least ``min_raters`` raters. Each rating is
+   compared with the *other* raters of that video (leave-one-out, at least
+   ``min_others`` = k of them, mean m, standard deviation s floored at
+   ``s_floor`` of the scale range): it counts high (P) or low (Q) when it lies
+   outside the prediction interval ``m ± t·s·√(1+1/k)`` whose coverage equals
+   ±2σ of a normal distribution (±√20σ when the video has ``kurtosis_min_n``
+   ratings or more and their kurtosis β₂ is outside [2, 4]), t from Student's
+   distribution with k−1 degrees of freedom. (BT.500 compares with the mean and
+   spread of *all* observers, which needs about 15 of them; leave-one-out with
+   the prediction interval keeps honest raters in small panels.) A rater with
+   at least ``min_rater_videos`` checked ratings is excluded when
    ``(P+Q)/N > 0.05`` and ``|P−Q|/(P+Q) < 0.3`` (BT.500's constants: often and
    in both directions, i.e. noise rather than a consistent offset). A rater who
-   gives the same value to every one of ``min_rater_videos``+ videos while the
-   others vary is excluded too (``constant``).
+   gives one value to ``min_rater_videos``+ videos that the other raters tell
+   apart is excluded too (``constant``).
 3. **Per-annotator z-score normalisation** when every remaining rater has at
    least ``min_rater_videos`` ratings in the scope: ``u' = (u − μᵢ)/σᵢ·σ + μ``,
    with μᵢ, σᵢ the rater's own mean and spread and μ, σ the pooled ones. This
@@ -36,6 +39,7 @@ mean) is stored in ``Label.value`` so a label can be audited.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
@@ -49,6 +53,7 @@ from mds.db.models import Annotation, Label, LabelingTask, LabelProject, Round, 
 from mds.errors import LabelingError
 
 RATING_KINDS = ("scalar", "ordinal", "multidim")
+_CHUNK = 5000
 
 
 @dataclass(frozen=True)
@@ -108,6 +113,7 @@ def screen_raters(
     p: dict[str, int] = defaultdict(int)
     q: dict[str, int] = defaultdict(int)
     n: dict[str, int] = defaultdict(int)
+    factor: dict[tuple[float, int], float] = {}
     for per_rater in by_video.values():
         values = np.array(list(per_rater.values()), dtype=float)
         z = 2.0
@@ -121,7 +127,9 @@ def screen_raters(
                 continue
             s = max(float(others.std(ddof=1)), floor)
             # prediction interval for one new rating from k others, as wide as z standard deviations
-            thr = float(t.ppf(norm.cdf(z), k - 1)) * s * math.sqrt(1 + 1 / k)
+            if (z, k) not in factor:
+                factor[(z, k)] = float(t.ppf(norm.cdf(z), k - 1)) * math.sqrt(1 + 1 / k)
+            thr = factor[(z, k)] * s
             m = float(others.mean())
             n[who] += 1
             if u >= m + thr:
@@ -143,8 +151,11 @@ def screen_raters(
         if who in excluded or len(items) < config.min_rater_videos or len(vals) != 1:
             continue
         # constant only counts against a rater when the others see real differences between those videos
-        peer_means = [np.mean([v for w, v in by_video[vid].items() if w != who]) for vid, _ in items
-                      if len(by_video[vid]) > 1]
+        peer_means = [
+            np.mean([v for w, v in by_video[vid].items() if w != who])
+            for vid, _ in items
+            if len(by_video[vid]) > 1
+        ]
         if len(peer_means) >= config.min_rater_videos and np.std(peer_means) > floor:
             excluded[who] = f"constant: the same rating {next(iter(vals)):g} for all {len(items)} videos"
     return excluded
@@ -172,14 +183,20 @@ def normalise_ratings(
 def summarise(values: Sequence[float]) -> tuple[float, float | None, float | None]:
     """``(mean, std, ci95 half-width)``; std and CI are ``None`` for a single value."""
     import numpy as np
-    from scipy.stats import t
 
     arr = np.asarray(values, dtype=float)
     mean = float(arr.mean())
     if len(arr) < 2:
         return mean, None, None
     sd = float(arr.std(ddof=1))
-    return mean, sd, float(t.ppf(0.975, len(arr) - 1) * sd / math.sqrt(len(arr)))
+    return mean, sd, _t975(len(arr) - 1) * sd / math.sqrt(len(arr))
+
+
+@functools.lru_cache(maxsize=256)
+def _t975(dof: int) -> float:
+    from scipy.stats import t
+
+    return float(t.ppf(0.975, dof))
 
 
 def _kind_of(session: Session, video_ids: Sequence[int], source: str) -> str:
@@ -308,18 +325,33 @@ def record_ratings(
     lk = get_kind(kind)
     if round_id is not None and session.get(Round, round_id) is None:
         raise LabelingError(f"unknown round id {round_id}")
+    rows = [(int(v), str(who), score) for v, who, score in ratings]
+    ids = sorted({v for v, _, _ in rows})
+    exts = [f"r{round_id}:v{v}:{who}" for v, who, _ in rows]
+    known: set[int] = set()
+    existing: dict[str, Annotation] = {}
+    for i in range(0, max(len(ids), len(exts)), _CHUNK):  # bulk look-ups, in chunks for SQLite's limits
+        known |= set(session.scalars(select(Video.id).where(Video.id.in_(ids[i : i + _CHUNK]))))
+        existing.update(
+            (a.external_id, a)
+            for a in session.scalars(
+                select(Annotation).where(
+                    Annotation.source == source, Annotation.external_id.in_(exts[i : i + _CHUNK])
+                )
+            )
+        )
+    missing = sorted(set(ids) - known)
+    if missing:
+        raise LabelingError(f"unknown video id(s): {', '.join(map(str, missing[:10]))}")
     touched: set[int] = set()
-    for video_id, annotator, score in ratings:
-        if session.get(Video, int(video_id)) is None:
-            raise LabelingError(f"unknown video id {video_id}")
-        ext = f"r{round_id}:v{video_id}:{annotator}"
-        a = session.scalars(
-            select(Annotation).where(Annotation.source == source, Annotation.external_id == ext)
-        ).first()
+    for (video_id, annotator, score), ext in zip(rows, exts):
+        a = existing.get(ext)
         if a is None:
-            a = Annotation(video_id=int(video_id), round_id=round_id, source=source, external_id=ext,
-                           annotator=str(annotator))
+            a = Annotation(
+                video_id=video_id, round_id=round_id, source=source, external_id=ext, annotator=annotator
+            )
             session.add(a)
+            existing[ext] = a
         try:
             s = float(score)
             if not math.isfinite(s):
@@ -335,7 +367,9 @@ def record_ratings(
     if not recompute:
         return []
     if round_id is not None:  # screen over the whole round, not just this call's videos
-        touched |= set(session.scalars(
-            select(Annotation.video_id).where(Annotation.round_id == round_id, _source_filter(source))
-        ))
+        touched |= set(
+            session.scalars(
+                select(Annotation.video_id).where(Annotation.round_id == round_id, _source_filter(source))
+            )
+        )
     return recompute_labels(session, touched, source=source, kind=kind, round_id=round_id)

@@ -57,7 +57,9 @@ def _wrap(what: str) -> Callable[[Callable[..., T]], Callable[..., T]]:
                 raise
             except ApiError as e:
                 if e.status_code == 401:
-                    raise LabelingError(f"Label Studio at {self.url} rejected the API token ({what})") from None
+                    raise LabelingError(
+                        f"Label Studio at {self.url} rejected the API token ({what})"
+                    ) from None
                 raise LabelingError(
                     f"Label Studio {what} failed: HTTP {e.status_code}: {_short(e.body)}"
                 ) from None
@@ -181,7 +183,12 @@ class LabelStudioClient:
 
     @_wrap("create prediction")
     def create_prediction(
-        self, task_id: int, *, result: list[dict[str, Any]], score: float | None, model_version: str,
+        self,
+        task_id: int,
+        *,
+        result: list[dict[str, Any]],
+        score: float | None,
+        model_version: str,
         cluster: int | None = None,
     ) -> int:
         kw: dict[str, Any] = {"task": task_id, "result": result, "model_version": model_version}
@@ -194,8 +201,13 @@ class LabelStudioClient:
     # -- annotations -----------------------------------------------------------------
     @_wrap("create annotation")
     def create_annotation(
-        self, task_id: int, result: list[dict[str, Any]], *, completed_by: int | None = None,
-        lead_time: float | None = None, was_cancelled: bool = False,
+        self,
+        task_id: int,
+        result: list[dict[str, Any]],
+        *,
+        completed_by: int | None = None,
+        lead_time: float | None = None,
+        was_cancelled: bool = False,
     ) -> int:
         kw: dict[str, Any] = {"id": task_id, "result": result}
         if completed_by is not None:
@@ -217,24 +229,46 @@ class LabelStudioClient:
     # -- webhooks --------------------------------------------------------------------
     @_wrap("webhooks")
     def ensure_webhook(
-        self, project_id: int, url: str, *, headers: dict[str, str] | None = None,
-        actions: Iterable[str] = ("ANNOTATION_CREATED", "ANNOTATIONS_CREATED", "ANNOTATION_UPDATED",
-                                  "ANNOTATIONS_DELETED"),
+        self,
+        project_id: int,
+        url: str,
+        *,
+        headers: dict[str, str] | None = None,
+        actions: Iterable[str] = (
+            "ANNOTATION_CREATED",
+            "ANNOTATIONS_CREATED",
+            "ANNOTATION_UPDATED",
+            "ANNOTATIONS_DELETED",
+        ),
     ) -> int:
         """A webhook of ``project_id`` posting to ``url`` (reused when one with that URL exists)."""
         for w in self.sdk.webhooks.list(project=str(project_id)):
             if w.url == url:
-                self.sdk.webhooks.update(id=w.id, url=url, headers=headers or {}, actions=list(actions),
-                                         send_payload=True, send_for_all_actions=False, is_active=True)
+                self.sdk.webhooks.update(
+                    id=w.id,
+                    url=url,
+                    headers=headers or {},
+                    actions=list(actions),
+                    send_payload=True,
+                    send_for_all_actions=False,
+                    is_active=True,
+                )
                 return int(w.id)
         w = self.sdk.webhooks.create(
-            url=url, project=project_id, headers=headers or {}, actions=list(actions), send_payload=True,
-            send_for_all_actions=False, is_active=True,
+            url=url,
+            project=project_id,
+            headers=headers or {},
+            actions=list(actions),
+            send_payload=True,
+            send_for_all_actions=False,
+            is_active=True,
         )
         return int(w.id)
 
 
-def client_from_settings(settings: Any = None, *, url: str | None = None, token: str | None = None) -> LabelStudioClient:
+def client_from_settings(
+    settings: Any = None, *, url: str | None = None, token: str | None = None
+) -> LabelStudioClient:
     """A client from explicit values, the environment or ``[labelstudio]`` in mds.toml.
 
     Token lookup: argument, ``MDS_LABEL_STUDIO_TOKEN`` (or the variable named by

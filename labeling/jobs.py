@@ -115,7 +115,9 @@ def run_job(db_url: str, job_id: int, *, settings: Any = None) -> str | None:
         try:
             fn = resolve_handler(target)
         except (ImportError, AttributeError) as e:
-            raise LabelingError(f"handler {target!r} for {kind!r} cannot be loaded: {type(e).__name__}: {e}") from e
+            raise LabelingError(
+                f"handler {target!r} for {kind!r} cannot be loaded: {type(e).__name__}: {e}"
+            ) from e
         out = fn(db_url, payload)
         result = out if isinstance(out, dict) else {"result": out}
     except Exception as e:  # noqa: BLE001 - a job's failure is recorded, never crashes the worker

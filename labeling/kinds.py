@@ -49,7 +49,9 @@ class LabelKind:
         return resources.files("labeling").joinpath("configs", self.config_file).read_text(encoding="utf-8")
 
     # -- pre-annotations -------------------------------------------------------------
-    def prediction_result(self, score: float | None, parsed: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+    def prediction_result(
+        self, score: float | None, parsed: dict[str, Any] | None = None
+    ) -> list[dict[str, Any]]:
         """The base model's answer as a Label Studio result list (empty when it has none)."""
         parsed = parsed or {}
         if self.name in ("scalar", "ordinal"):
@@ -162,5 +164,7 @@ def get_kind(name: str = "scalar", *, slider: bool = False) -> LabelKind:
     if name == "multidim":
         return LabelKind("multidim", "multidim.xml", 1.0, 5.0)
     if name == "pairwise":
-        return LabelKind("pairwise", "pairwise.xml", -1.0, 1.0, data_keys=("video", "video2", "title", "prompt"))
+        return LabelKind(
+            "pairwise", "pairwise.xml", -1.0, 1.0, data_keys=("video", "video2", "title", "prompt")
+        )
     raise LabelingError(f"unknown label kind {name!r}; choose one of {', '.join(KINDS)}")

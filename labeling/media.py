@@ -62,4 +62,6 @@ def media_ref(uri: str, video_id: int, name: str, document_root: Path | None) ->
                 raise LabelingError(f"cannot link {path} into {link_dir}: {e.strerror}") from None
         path, linked = link, True
     rel = path.relative_to(root).as_posix()
-    return MediaRef(url=f"/data/local-files/?d={quote(rel, safe='/')}", storage_dir=str(path.parent), linked=linked)
+    return MediaRef(
+        url=f"/data/local-files/?d={quote(rel, safe='/')}", storage_dir=str(path.parent), linked=linked
+    )

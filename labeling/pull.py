@@ -133,8 +133,9 @@ def pull_project(
     scope = [t.id for t in ours if t.id in seen_tasks or (full and t.external_task_id)]
     if scope:
         stale = session.scalars(
-            select(Annotation).where(Annotation.source == source, Annotation.task_id.in_(scope),
-                                     Annotation.status != "deleted")
+            select(Annotation).where(
+                Annotation.source == source, Annotation.task_id.in_(scope), Annotation.status != "deleted"
+            )
         ).all()
         for a in stale:
             if a.external_id not in seen_ann:
@@ -148,9 +149,17 @@ def pull_project(
     for rid in sorted(rounds):
         vids = [t.video_id for t in ours if t.round_id == rid]
         if rid in touched_rounds or full:
-            res.labels += len(recompute_labels(session, vids, source=LABEL_SOURCE, kind=kind.name,
-                                               scale=(kind.scale_min, kind.scale_max), config=config,
-                                               round_id=rid))
+            res.labels += len(
+                recompute_labels(
+                    session,
+                    vids,
+                    source=LABEL_SOURCE,
+                    kind=kind.name,
+                    scale=(kind.scale_min, kind.scale_max),
+                    config=config,
+                    round_id=rid,
+                )
+            )
     settings = dict(project.settings or {})
     settings["last_pull"] = datetime.now(UTC).isoformat()
     project.settings = settings
@@ -168,7 +177,12 @@ def pull_project(
 
 
 def _upsert(
-    session: Session, client: LabelStudioClient, source: str, kind: Any, lt: LabelingTask, ann: dict[str, Any],
+    session: Session,
+    client: LabelStudioClient,
+    source: str,
+    kind: Any,
+    lt: LabelingTask,
+    ann: dict[str, Any],
     res: PullResult,
 ) -> bool:
     ext_id = str(ann["id"])
@@ -189,14 +203,33 @@ def _upsert(
             value["shown_swapped"] = True
             score = -score if score else score
         value = {**value, "pair_video_id": pair}
-    a = session.scalars(select(Annotation).where(Annotation.source == source, Annotation.external_id == ext_id)).first()
+    a = session.scalars(
+        select(Annotation).where(Annotation.source == source, Annotation.external_id == ext_id)
+    ).first()
     if a is None:
-        a = Annotation(source=source, external_id=ext_id, video_id=lt.video_id, round_id=lt.round_id, task_id=lt.id,
-                       pair_video_id=pair, annotator=annotator, value=value, score=score, status=status,
-                       reject_reason=reason, lead_time_s=ann.get("lead_time"))
+        a = Annotation(
+            source=source,
+            external_id=ext_id,
+            video_id=lt.video_id,
+            round_id=lt.round_id,
+            task_id=lt.id,
+            pair_video_id=pair,
+            annotator=annotator,
+            value=value,
+            score=score,
+            status=status,
+            reject_reason=reason,
+            lead_time_s=ann.get("lead_time"),
+        )
         session.add(a)
         res.created += 1
-    elif (a.status, a.value, a.score, a.annotator, a.reject_reason) != (status, value, score, annotator, reason):
+    elif (a.status, a.value, a.score, a.annotator, a.reject_reason) != (
+        status,
+        value,
+        score,
+        annotator,
+        reason,
+    ):
         a.status, a.value, a.score, a.annotator, a.reject_reason = status, value, score, annotator, reason
         a.lead_time_s = ann.get("lead_time")
         res.updated += 1
@@ -219,7 +252,8 @@ def _update_counts(session: Session, tasks: list[LabelingTask], source: str) -> 
     done: dict[int, set[str]] = defaultdict(set)
     for tid, who in session.execute(
         select(Annotation.task_id, Annotation.annotator).where(
-            Annotation.task_id.in_(ids), Annotation.status == "ok", Annotation.source == source)
+            Annotation.task_id.in_(ids), Annotation.status == "ok", Annotation.source == source
+        )
     ):
         done[tid].add(who)
     for t in tasks:
@@ -242,21 +276,30 @@ def check_round_complete(session: Session, round_id: int) -> Job | None:
         return None
     steps = dict(r.steps or {})
     if "labelled" not in steps:
-        steps["labelled"] = {"done_at": datetime.now(UTC).isoformat(), "n_videos": len(tasks),
-                             "n_ratings": sum(t.ratings_done for t in tasks)}
+        steps["labelled"] = {
+            "done_at": datetime.now(UTC).isoformat(),
+            "n_videos": len(tasks),
+            "n_ratings": sum(t.ratings_done for t in tasks),
+        }
         r.steps = steps
     if r.status in LABELLED_FROM:
         r.status = "labelled"
-    job = enqueue(session, "finetune", {"round_id": r.id, "round_number": r.number},
-                  dedupe_key=f"finetune:round:{r.id}")
+    job = enqueue(
+        session, "finetune", {"round_id": r.id, "round_number": r.number}, dedupe_key=f"finetune:round:{r.id}"
+    )
     session.commit()
     return job
 
 
 def projects_for(session: Session, base_url: str, round_number: int | None = None) -> list[LabelProject]:
     """mds's Label Studio projects on ``base_url`` (only those of one round when given)."""
-    ps = list(session.scalars(select(LabelProject).where(LabelProject.backend == "labelstudio",
-                                                         LabelProject.base_url == base_url.rstrip("/"))))
+    ps = list(
+        session.scalars(
+            select(LabelProject).where(
+                LabelProject.backend == "labelstudio", LabelProject.base_url == base_url.rstrip("/")
+            )
+        )
+    )
     if round_number is None:
         return ps
     r = session.scalars(select(Round).where(Round.number == round_number)).first()
@@ -264,7 +307,10 @@ def projects_for(session: Session, base_url: str, round_number: int | None = Non
 
 
 def pull(
-    session: Session, client: LabelStudioClient, *, round_number: int | None = None,
+    session: Session,
+    client: LabelStudioClient,
+    *,
+    round_number: int | None = None,
     config: AggregationConfig | None = None,
 ) -> PullResult:
     """Pull every mds project on the client's server (or one round's); this is also ``mds label sync``."""

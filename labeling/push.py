@@ -159,19 +159,32 @@ def _project(
         raise LabelingError(f"Label Studio project {ext} does not exist at {client.url}")
     lp = next((p for p in projects if p.external_id == str(ext)), None)
     if lp is None:
-        lp = LabelProject(backend="labelstudio", base_url=client.url, external_id=str(ext),
-                          title=opts.title or f"mds round {r.number}", label_kind=kind, label_config=lk.label_config(),
-                          settings={})
+        lp = LabelProject(
+            backend="labelstudio",
+            base_url=client.url,
+            external_id=str(ext),
+            title=opts.title or f"mds round {r.number}",
+            label_kind=kind,
+            label_config=lk.label_config(),
+            settings={},
+        )
         session.add(lp)
     settings = dict(lp.settings or {})
     settings["round_ids"] = sorted(set(settings.get("round_ids", [])) | {r.id})
-    settings.update(ratings_per_video=opts.ratings_per_video, slider=opts.slider, model_version=model_version(r))
+    settings.update(
+        ratings_per_video=opts.ratings_per_video, slider=opts.slider, model_version=model_version(r)
+    )
     lp.settings = settings
     lp.label_kind = kind
     session.commit()
     # Every push re-asserts the queue settings: another round may have bumped the model version.
-    client.update_project(ext, model_version=model_version(r), sampling=SAMPLING,
-                          maximum_annotations=opts.ratings_per_video, show_collab_predictions=opts.show_predictions)
+    client.update_project(
+        ext,
+        model_version=model_version(r),
+        sampling=SAMPLING,
+        maximum_annotations=opts.ratings_per_video,
+        show_collab_predictions=opts.show_predictions,
+    )
     return lp, ext
 
 
@@ -191,7 +204,9 @@ def push_round(
     if opts.ratings_per_video < 1:
         raise LabelingError("ratings per video must be at least 1")
     r = get_round(session, round_number)
-    sels = list(session.scalars(select(Selection).where(Selection.round_id == r.id).order_by(Selection.pick_order)))
+    sels = list(
+        session.scalars(select(Selection).where(Selection.round_id == r.id).order_by(Selection.pick_order))
+    )
     if not sels:
         raise LabelingError(f"round {round_number} has no selected videos to push")
     kind = resolve_kind(r, opts.kind)
@@ -225,19 +240,34 @@ def push_round(
         client.ensure_local_storage(ext, d)
 
     # 2. LabelingTask rows, committed before any import.
-    existing = {t.video_id: t for t in session.scalars(
-        select(LabelingTask).where(LabelingTask.round_id == r.id, LabelingTask.project_id == lp.id))}
+    existing = {
+        t.video_id: t
+        for t in session.scalars(
+            select(LabelingTask).where(LabelingTask.round_id == r.id, LabelingTask.project_id == lp.id)
+        )
+    }
     rows: dict[int, LabelingTask] = {}
     for s in sels:
         t = existing.get(s.video_id)
         v = session.get(Video, s.video_id)
         if t is None:
-            t = LabelingTask(round_id=r.id, video_id=s.video_id, project_id=lp.id, status="pending",
-                             ratings_wanted=opts.ratings_per_video, ratings_done=0, extra={})
+            t = LabelingTask(
+                round_id=r.id,
+                video_id=s.video_id,
+                project_id=lp.id,
+                status="pending",
+                ratings_wanted=opts.ratings_per_video,
+                ratings_done=0,
+                extra={},
+            )
             session.add(t)
         extra = dict(t.extra or {})
-        extra.update(task_key=task_key(r, s.video_id), pick_order=s.pick_order, url=refs[s.video_id].url,
-                     content_hash=v.content_hash if v else None)
+        extra.update(
+            task_key=task_key(r, s.video_id),
+            pick_order=s.pick_order,
+            url=refs[s.video_id].url,
+            content_hash=v.content_hash if v else None,
+        )
         if kind == "pairwise":
             extra["pair_video_id"] = int((s.extra or {})["pair_video_id"])
             extra.setdefault("swapped", pair_swapped(r, s.video_id, extra["pair_video_id"]))
@@ -246,8 +276,14 @@ def push_round(
         rows[s.video_id] = t
     session.commit()
 
-    result = PushResult(round_number=r.number, project_id=ext, label_project_id=lp.id, model_version=mv, total=n,
-                        storages=storages)
+    result = PushResult(
+        round_number=r.number,
+        project_id=ext,
+        label_project_id=lp.id,
+        model_version=mv,
+        total=n,
+        storages=storages,
+    )
     # 3. Reconcile with what exists, then import the rest.
     remote = client.list_tasks(ext, full=True)
     by_key: dict[str, dict[str, Any]] = {}
@@ -289,11 +325,13 @@ def push_round(
     todo = [s for s in sels if rows[s.video_id].external_task_id is None]
     with_clusters = any((s.extra or {}).get("cluster") is not None for s in sels)
     for i in range(0, len(todo), max(1, opts.batch_size)):
-        batch = todo[i:i + opts.batch_size]
+        batch = todo[i : i + opts.batch_size]
         tasks = [payload(s) for s in batch]
         if not with_clusters:  # bulk import cannot carry the cluster; those get predictions one by one below
             for s, tk in zip(batch, tasks):
-                tk["predictions"] = [_prediction(session, r, s, n, lk, mv, rows[s.video_id].extra.get("swapped"))]
+                tk["predictions"] = [
+                    _prediction(session, r, s, n, lk, mv, rows[s.video_id].extra.get("swapped"))
+                ]
         ids = client.import_tasks(ext, tasks)
         for s, tid in zip(batch, ids):
             rows[s.video_id].external_task_id = str(tid)
@@ -310,8 +348,9 @@ def push_round(
         preds = (remote.get(tid) or {}).get("predictions") or []
         if not any(p.get("model_version") == mv for p in preds):
             p = _prediction(session, r, s, n, lk, mv, rows[s.video_id].extra.get("swapped"))
-            client.create_prediction(tid, result=p["result"], score=p["score"], model_version=mv,
-                                     cluster=p.get("cluster"))
+            client.create_prediction(
+                tid, result=p["result"], score=p["score"], model_version=mv, cluster=p.get("cluster")
+            )
             result.predictions += 1
         elif not with_clusters and rows[s.video_id].external_task_id and s in todo:
             result.predictions += 1
@@ -319,9 +358,15 @@ def push_round(
     if r.status in ("created", "scored", "embedded", "selected"):
         r.status = "pushed"
     steps = dict(r.steps or {})
-    steps["pushed"] = {"done_at": datetime.now(UTC).isoformat(), "project_id": ext,
-                       "base_url": client.url, "n_tasks": n, "model_version": mv, "label_kind": kind,
-                       "ratings_per_video": opts.ratings_per_video}
+    steps["pushed"] = {
+        "done_at": datetime.now(UTC).isoformat(),
+        "project_id": ext,
+        "base_url": client.url,
+        "n_tasks": n,
+        "model_version": mv,
+        "label_kind": kind,
+        "ratings_per_video": opts.ratings_per_video,
+    }
     r.steps = steps
     session.commit()
     return result
@@ -333,8 +378,10 @@ def _prediction(
     pred = base_prediction(session, s.video_id, r.evaluator)
     parsed = dict(pred.parsed or {}) if pred else None
     if swapped and parsed:
-        parsed = {k: {1: 2, 2: 1, "1": "2", "2": "1"}.get(v, v) if not isinstance(v, dict) else v
-                  for k, v in parsed.items()}
+        parsed = {
+            k: {1: 2, 2: 1, "1": "2", "2": "1"}.get(v, v) if not isinstance(v, dict) else v
+            for k, v in parsed.items()
+        }
     result = lk.prediction_result(pred.score if pred else None, parsed)
     out: dict[str, Any] = {"model_version": mv, "score": (s.pick_order + 0.5) / n, "result": result}
     cluster = (s.extra or {}).get("cluster")

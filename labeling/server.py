@@ -54,7 +54,10 @@ def find_label_studio_bin(configured: str | None = None) -> Path:
                 return p
             raise LabelingError(f"label-studio executable not found at {p}")
     p = DEFAULT_VENV / "bin" / "label-studio"
-    if p.is_file() and (DEFAULT_VENV / _MARKER).is_file():
+    installed = (DEFAULT_VENV / _MARKER).is_file() or any(
+        DEFAULT_VENV.glob("lib/python*/site-packages/label_studio-*.dist-info")
+    )
+    if p.is_file() and installed:
         return p
     found = shutil.which("label-studio")
     if found:
@@ -65,7 +68,9 @@ def find_label_studio_bin(configured: str | None = None) -> Path:
     )
 
 
-def install_label_studio(venv_dir: Path | None = None, *, version: str = LS_VERSION, quiet: bool = True) -> Path:
+def install_label_studio(
+    venv_dir: Path | None = None, *, version: str = LS_VERSION, quiet: bool = True
+) -> Path:
     """Create ``venv_dir`` (default ``<repo>/.venv-ls``) with label-studio ``version``; returns the executable.
 
     Idempotent and safe to call from several processes at once: a file lock
@@ -81,6 +86,9 @@ def install_label_studio(venv_dir: Path | None = None, *, version: str = LS_VERS
         fcntl.flock(lock, fcntl.LOCK_EX)
         if exe.is_file() and marker.is_file() and marker.read_text().strip() == version:
             return exe
+        if exe.is_file() and list(venv.glob(f"lib/python*/site-packages/label_studio-{version}.dist-info")):
+            marker.write_text(version + "\n")  # installed by hand with the documented pip command
+            return exe
         if venv.exists():
             shutil.rmtree(venv)
         py = shutil.which("python3") or sys.executable
@@ -88,13 +96,25 @@ def install_label_studio(venv_dir: Path | None = None, *, version: str = LS_VERS
         try:
             subprocess.run([py, "-m", "venv", str(venv)], check=True, stdout=out)
             subprocess.run(
-                [str(venv / "bin" / "python"), "-m", "pip", "install", "-q", "--disable-pip-version-check",
-                 f"label-studio=={version}"],
-                check=True, stdout=out, stderr=subprocess.PIPE if quiet else None, text=True,
+                [
+                    str(venv / "bin" / "python"),
+                    "-m",
+                    "pip",
+                    "install",
+                    "-q",
+                    "--disable-pip-version-check",
+                    f"label-studio=={version}",
+                ],
+                check=True,
+                stdout=out,
+                stderr=subprocess.PIPE if quiet else None,
+                text=True,
             )
         except subprocess.CalledProcessError as e:
             tail = (e.stderr or "").strip().splitlines()[-1:] if quiet else []
-            raise LabelingError(f"installing label-studio=={version} into {venv} failed: {' '.join(tail)}") from None
+            raise LabelingError(
+                f"installing label-studio=={version} into {venv} failed: {' '.join(tail)}"
+            ) from None
         marker.write_text(version + "\n")
         return exe
 
@@ -190,8 +210,15 @@ class LocalLabelStudio:
     def command(self) -> list[str]:
         exe = self.executable or find_label_studio_bin()
         return [
-            str(exe), "start", "--no-browser", "--internal-host", self.host, "--port", str(self.port),
-            "--log-level", self.log_level,
+            str(exe),
+            "start",
+            "--no-browser",
+            "--internal-host",
+            self.host,
+            "--port",
+            str(self.port),
+            "--log-level",
+            self.log_level,
         ]
 
     def start(self, *, wait: bool = True, timeout: float = 120.0) -> LocalLabelStudio:
@@ -206,7 +233,11 @@ class LocalLabelStudio:
         log = open(self.log_path, "ab")  # noqa: SIM115 - handed to the child process
         try:
             self.process = subprocess.Popen(
-                cmd, env=self.env(), stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                cmd,
+                env=self.env(),
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
                 start_new_session=True,
             )
         finally:
@@ -259,8 +290,13 @@ class LocalLabelStudio:
         return " | ".join(lines[-n:]) or "(empty log)"
 
     def info(self) -> dict[str, Any]:
-        return {"url": self.url, "data_dir": str(self.data_dir), "document_root": str(self.document_root),
-                "username": self.credentials.username if self.credentials else None, "log": str(self.log_path)}
+        return {
+            "url": self.url,
+            "data_dir": str(self.data_dir),
+            "document_root": str(self.document_root),
+            "username": self.credentials.username if self.credentials else None,
+            "log": str(self.log_path),
+        }
 
 
 def _port_open(host: str, port: int) -> bool:

@@ -56,11 +56,15 @@ def ls_settings(settings: Settings) -> LabelStudioSettings:
     return LabelStudioSettings(
         url=(os.environ.get("MDS_LABEL_STUDIO_URL") or sec.get("url") or "http://127.0.0.1:8080").rstrip("/"),
         data_dir=_path(sec.get("data_dir"), settings.project_dir, settings.data_dir / "labelstudio"),
-        document_root=_path(os.environ.get("MDS_LABEL_STUDIO_DOCUMENT_ROOT") or sec.get("document_root"),
-                            settings.project_dir, settings.project_dir),
+        document_root=_path(
+            os.environ.get("MDS_LABEL_STUDIO_DOCUMENT_ROOT") or sec.get("document_root"),
+            settings.project_dir,
+            settings.project_dir,
+        ),
         bin=sec.get("bin"),
         ratings_per_video=int(sec.get("ratings_per_video", 3)),
-        webhook_secret=os.environ.get(sec.get("webhook_secret_env") or "MDS_WEBHOOK_SECRET") or sec.get("webhook_secret"),
+        webhook_secret=os.environ.get(sec.get("webhook_secret_env") or "MDS_WEBHOOK_SECRET")
+        or sec.get("webhook_secret"),
         webhook_host=str(sec.get("webhook_host", "127.0.0.1")),
         webhook_port=int(sec.get("webhook_port", 8765)),
     )

@@ -66,7 +66,9 @@ def _as_list(x: Any) -> list[Any]:
 
 def _tasks_of(s: Any, ev: WebhookEvent) -> tuple[LabelProject | None, set[int]]:
     p = ev.payload or {}
-    project_ext = (p.get("project") or {}).get("id") if isinstance(p.get("project"), dict) else p.get("project")
+    project_ext = (
+        (p.get("project") or {}).get("id") if isinstance(p.get("project"), dict) else p.get("project")
+    )
     task_ids: set[int] = set()
     for t in _as_list(p.get("task")):
         if isinstance(t, dict) and t.get("id") is not None:
@@ -89,8 +91,11 @@ def _tasks_of(s: Any, ev: WebhookEvent) -> tuple[LabelProject | None, set[int]]:
                 return lp, task_ids
     if project_ext is None:
         return None, task_ids
-    lp = s.scalars(select(LabelProject).where(LabelProject.backend == "labelstudio",
-                                              LabelProject.external_id == str(project_ext))).first()
+    lp = s.scalars(
+        select(LabelProject).where(
+            LabelProject.backend == "labelstudio", LabelProject.external_id == str(project_ext)
+        )
+    ).first()
     return lp, task_ids
 
 
@@ -130,16 +135,22 @@ def process_pending_events(db_url: str, *, client_factory: Callable[[], Any] | N
 
     Session_ = make_sessionmaker(db_url)
     with Session_() as s:
-        ids = list(s.scalars(select(WebhookEvent.id).where(WebhookEvent.status == "received")
-                             .order_by(WebhookEvent.id)))
+        ids = list(
+            s.scalars(
+                select(WebhookEvent.id).where(WebhookEvent.status == "received").order_by(WebhookEvent.id)
+            )
+        )
     if not ids:
         return 0
     client = None
     n = 0
     for eid in ids:
         with Session_() as s:  # claim: another processor may be on the same event
-            claimed = s.execute(update(WebhookEvent).where(WebhookEvent.id == eid, WebhookEvent.status == "received")
-                                .values(status="processing")).rowcount
+            claimed = s.execute(
+                update(WebhookEvent)
+                .where(WebhookEvent.id == eid, WebhookEvent.status == "received")
+                .values(status="processing")
+            ).rowcount
             s.commit()
         if not claimed:
             continue
@@ -169,7 +180,13 @@ class WebhookServer:
     """The HTTP receiver. ``start()`` serves in a thread; ``serve_forever()`` blocks."""
 
     def __init__(
-        self, db_url: str, secret: str, *, host: str = "127.0.0.1", port: int = 8765, process: bool = True,
+        self,
+        db_url: str,
+        secret: str,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 8765,
+        process: bool = True,
         client_factory: Callable[[], Any] | None = None,
     ) -> None:
         if not secret:
@@ -212,7 +229,10 @@ class WebhookServer:
                     self._answer(404, {"error": "not found"})
 
             def do_POST(self) -> None:
-                given = self.headers.get(SECRET_HEADER) or (parse_qs(urlparse(self.path).query).get("token") or [""])[0]
+                given = (
+                    self.headers.get(SECRET_HEADER)
+                    or (parse_qs(urlparse(self.path).query).get("token") or [""])[0]
+                )
                 length = int(self.headers.get("Content-Length") or 0)
                 if not hmac.compare_digest(given.encode(), server.secret.encode()):
                     self._answer(401, {"error": "bad or missing webhook secret"})

@@ -80,7 +80,7 @@ print("Label Studio:", url if reachable else "none (the round runs with the simu
 # Strategy MDS, 3 videos (tiny pool) or 5% of the pool; five ratings wanted per video.
 
 # %%
-from mds.rounds import RoundConfig, round_status, start_round
+from mds.rounds import RoundConfig, start_round
 
 if reachable:
     settings.raw["labelstudio"] = {**settings.section("labelstudio"), "url": url}
@@ -90,6 +90,7 @@ cfg = RoundConfig(strategy="mds", budget="3" if TINY else "5%", labels="labelstu
 st = start_round(settings.db_url, cfg, settings=settings)
 print(st["status"], "| steps done:", ", ".join(st["steps_done"]))
 import pandas as pd
+from IPython.display import display
 
 pd.DataFrame(st["selection"])
 

@@ -27,7 +27,9 @@ def ls_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator:
 
     exe = find_label_studio_bin() if os.environ.get("MDS_LABEL_STUDIO_BIN") else install_label_studio()
     base = tmp_path_factory.mktemp("labelstudio")
-    srv = LocalLabelStudio(data_dir=base / "data", document_root=base / "media", port=free_port(), executable=exe)
+    srv = LocalLabelStudio(
+        data_dir=base / "data", document_root=base / "media", port=free_port(), executable=exe
+    )
     srv.start(timeout=180)
     try:
         yield srv
@@ -72,12 +74,20 @@ def ls_raters(ls_server) -> list[Rater]:
     from labeling.client import LabelStudioClient
 
     c = LabelStudioClient(ls_server.url, ls_server.token)
-    return [Rater(f"rater{i}@mds.local", c.create_user(f"rater{i}", f"rater{i}@mds.local")) for i in range(1, 6)]
+    return [
+        Rater(f"rater{i}@mds.local", c.create_user(f"rater{i}", f"rater{i}@mds.local")) for i in range(1, 6)
+    ]
 
 
 def make_round(
-    session, videos_dir: Path, *, n: int, number: int = 1, evaluator: str | None = "vqr1",
-    outside_dir: Path | None = None, prefix: str = "clip",
+    session,
+    videos_dir: Path,
+    *,
+    n: int,
+    number: int = 1,
+    evaluator: str | None = "vqr1",
+    outside_dir: Path | None = None,
+    prefix: str = "clip",
 ) -> list[int]:
     """Write ``n`` real clips, add them to the pool, and record round ``number`` selecting them in order.
 
@@ -89,7 +99,9 @@ def make_round(
     from tests.fixtures.clips import write_clip
 
     videos_dir.mkdir(parents=True, exist_ok=True)
-    r = Round(number=number, strategy="mds", budget=n, seed=0, evaluator=evaluator, status="selected", steps={})
+    r = Round(
+        number=number, strategy="mds", budget=n, seed=0, evaluator=evaluator, status="selected", steps={}
+    )
     session.add(r)
     session.flush()
     ids = []
@@ -98,14 +110,34 @@ def make_round(
         d.mkdir(parents=True, exist_ok=True)
         path = d / f"{prefix}{number}_{i}.mp4"
         write_clip(path, seed=100 * number + i, n=8)
-        v = Video(name=path.name, uri=str(path), split="pool", meta={"title": f"Clip {i}", "prompt": f"prompt {i}"})
+        v = Video(
+            name=path.name, uri=str(path), split="pool", meta={"title": f"Clip {i}", "prompt": f"prompt {i}"}
+        )
         session.add(v)
         session.flush()
-        session.add(Selection(round_id=r.id, video_id=v.id, pick_order=i, difficulty=1.0 - i / n, diversity=0.5,
-                              total=1.5 - i / n, extra={}))
+        session.add(
+            Selection(
+                round_id=r.id,
+                video_id=v.id,
+                pick_order=i,
+                difficulty=1.0 - i / n,
+                diversity=0.5,
+                total=1.5 - i / n,
+                extra={},
+            )
+        )
         if evaluator:
-            session.add(Prediction(video_id=v.id, evaluator=evaluator, evaluator_version="t", variant="",
-                                   score=1.4 + 1.2 * i, parsed={}, parse_status="ok"))
+            session.add(
+                Prediction(
+                    video_id=v.id,
+                    evaluator=evaluator,
+                    evaluator_version="t",
+                    variant="",
+                    score=1.4 + 1.2 * i,
+                    parsed={},
+                    parse_status="ok",
+                )
+            )
         ids.append(v.id)
     session.commit()
     return ids

@@ -35,7 +35,7 @@ def test_tiny_pool_layout_and_splits(pool_dir: Path) -> None:
     for v in pool.videos:
         assert 1.0 <= v.mos <= 5.0
         assert v.mos == pytest.approx(1 + 4 * min(max(v.vmaf, 0), 100) / 100, abs=1e-3)
-        assert v.psnr_y > 0 and 0 < v.ssim <= 1
+        assert v.psnr_y > 0 and -1 <= v.ssim <= 1  # SSIM goes negative when frames are held on scrolling content
 
 
 def test_manifest_hides_pool_labels_and_oracle_has_them(pool_dir: Path) -> None:
@@ -142,6 +142,6 @@ def test_unknown_size_is_a_one_line_error(tmp_path: Path) -> None:
     import sys
 
     r = subprocess.run([str(Path(sys.executable).parent / "mds"), "demo-pool", "--size", "huge", "--out", str(tmp_path)],
-                       capture_output=True, text=True)
+                       capture_output=True, text=True, check=False)
     assert r.returncode != 0
     assert r.stderr.strip().splitlines() == ["error: unknown demo pool size 'huge'; choose one of tiny, small, large"]

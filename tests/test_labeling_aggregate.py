@@ -119,7 +119,9 @@ def test_zscore_normalisation_removes_rater_offset(session) -> None:
     raw = np.array([labels[v].value["mos_raw"] for v in vids])
     assert stats.spearmanr(mos, truth).statistic > 0.95
     # the biased rater's +1 offset is removed: raters agree more after normalisation than before
-    kept = {j: [x for jj, who, x in ratings if jj == j and who not in ("noisy", "constant")] for j in range(10)}
+    kept = {
+        j: [x for jj, who, x in ratings if jj == j and who not in ("noisy", "constant")] for j in range(10)
+    }
     raw_sd = np.mean([np.std(kept[j], ddof=1) for j in range(10)])
     assert np.mean([labels[v].std for v in vids]) < 0.8 * raw_sd
     assert np.allclose(raw, [np.mean(kept[j]) for j in range(10)])
@@ -132,14 +134,56 @@ def test_binary_and_multidim_kinds(session) -> None:
 
     [a, b] = _videos(session, 2)
     for i, hi in enumerate([1, 1, 0]):
-        session.add(Annotation(video_id=a, source="labelstudio:x", external_id=f"b{i}", annotator=f"r{i}",
-                               value={"quality": "High-Quality" if hi else "Low-Quality"}, score=float(hi)))
+        session.add(
+            Annotation(
+                video_id=a,
+                source="labelstudio:x",
+                external_id=f"b{i}",
+                annotator=f"r{i}",
+                value={"quality": "High-Quality" if hi else "Low-Quality"},
+                score=float(hi),
+            )
+        )
     for i, (vq, al) in enumerate([(4, 2), (2, 4)]):
-        session.add(Annotation(video_id=b, source="labelstudio:x", external_id=f"m{i}", annotator=f"r{i}",
-                               value={"visual_quality": vq, "t2v_alignment": al, "physical_consistency": 3},
-                               score=float(vq)))
+        session.add(
+            Annotation(
+                video_id=b,
+                source="labelstudio:x",
+                external_id=f"m{i}",
+                annotator=f"r{i}",
+                value={"visual_quality": vq, "t2v_alignment": al, "physical_consistency": 3},
+                score=float(vq),
+            )
+        )
     session.flush()
     [lab_a] = recompute_labels(session, [a], source="labelstudio", kind="binary")
     assert lab_a.mos == pytest.approx(2 / 3) and (lab_a.scale_min, lab_a.scale_max) == (0.0, 1.0)
     [lab_b] = recompute_labels(session, [b], source="labelstudio", kind="multidim")
-    assert lab_b.mos == 3.0 and lab_b.value["t2v_alignment"] == 3.0 and lab_b.value["physical_consistency"] == 3.0
+    assert (
+        lab_b.mos == 3.0
+        and lab_b.value["t2v_alignment"] == 3.0
+        and lab_b.value["physical_consistency"] == 3.0
+    )
+
+
+def test_screening_keeps_honest_raters_on_a_large_panel() -> None:
+    from labeling.aggregate import AggregationConfig, screen_raters
+
+    rng = np.random.default_rng(5)
+    q = rng.uniform(1, 5, 300)
+    ratings = [
+        (j, f"honest{k}", float(np.clip(np.round(q[j] + rng.normal(0, 0.6)), 1, 5)))
+        for j in range(300)
+        for k in range(5)
+    ]
+    ratings += [(j, "random", float(rng.integers(1, 6))) for j in range(300)]
+    assert set(screen_raters(ratings, scale=(1, 5), config=AggregationConfig())) == {"random"}
+
+
+def test_constant_raters_kept_when_videos_do_not_differ() -> None:
+    from labeling.aggregate import AggregationConfig, screen_raters
+
+    ratings = [
+        (j, f"r{k}", 3.0 + k % 2) for j in range(6) for k in range(5)
+    ]  # each rater constant, videos alike
+    assert screen_raters(ratings, scale=(1, 5), config=AggregationConfig()) == {}

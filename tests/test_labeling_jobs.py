@@ -69,7 +69,11 @@ def test_in_process_registry_and_failures(db_url: str, session) -> None:
     assert "cannot be loaded" in jobs["test-missing"].error
     assert "no handler" in jobs["test-unknown"].error
     assert all(j.attempts == 1 and j.finished_at is not None for j in jobs.values())
-    assert run_worker(db_url, once=True, poll_s=0.01) == {"events": 0, "done": 0, "failed": 0}  # nothing re-run
+    assert run_worker(db_url, once=True, poll_s=0.01) == {
+        "events": 0,
+        "done": 0,
+        "failed": 0,
+    }  # nothing re-run
     register_job_handler("test-fail", finetune_handler)  # the cause is fixed: retry
     assert requeue_failed(session, ["test-fail"]) == 1
     assert run_worker(db_url, once=True, poll_s=0.01)["done"] == 1
@@ -89,8 +93,15 @@ def test_worker_cli_runs_finetune_in_separate_process(db_url: str, session, tmp_
     )
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     env.pop("MDS_DATABASE_URL", None)
-    p = subprocess.run([str(Path(sys.executable).parent / "mds"), "label", "worker", "--once", "--json"],
-                       cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120, check=False)
+    p = subprocess.run(
+        [str(Path(sys.executable).parent / "mds"), "label", "worker", "--once", "--json"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
     assert p.returncode == 0, p.stderr
     assert json.loads(p.stdout)["done"] == 1
     session.expire_all()

@@ -24,8 +24,13 @@ def test_configs_show_metadata_and_original_video(kind: str) -> None:
     values = {e.get("value") for e in root.iter()}
     assert {"$title", "$prompt", "$video"} <= values
     controls = {e.get("name") for e in root.iter() if e.tag in ("Rating", "Number", "Choices")}
-    expected = {"scalar": {"quality"}, "ordinal": {"quality"}, "binary": {"quality"},
-                "pairwise": {"TA", "VQ", "MQ", "OA"}, "multidim": {"visual_quality", "t2v_alignment", "physical_consistency"}}
+    expected = {
+        "scalar": {"quality"},
+        "ordinal": {"quality"},
+        "binary": {"quality"},
+        "pairwise": {"TA", "VQ", "MQ", "OA"},
+        "multidim": {"visual_quality", "t2v_alignment", "physical_consistency"},
+    }
     assert controls == expected[kind]
     if kind == "pairwise":
         assert "$video2" in values
@@ -54,7 +59,11 @@ def test_scalar_star_and_slider() -> None:
         ("scalar", {"rating": 4}, "malformed"),
         ("ordinal", [{"from_name": "quality", "type": "number", "value": {"number": 2.5}}], "malformed"),
         ("binary", [_choice("quality", "Maybe")], "out_of_range"),
-        ("binary", [{"from_name": "quality", "value": {"choices": ["High-Quality", "Low-Quality"]}}], "malformed"),
+        (
+            "binary",
+            [{"from_name": "quality", "value": {"choices": ["High-Quality", "Low-Quality"]}}],
+            "malformed",
+        ),
         ("multidim", [_rating("visual_quality", 4), _rating("t2v_alignment", 3)], "malformed"),
         ("pairwise", [_choice(d, "Video 1", "video1") for d in ("TA", "VQ", "MQ")], "malformed"),
     ],
@@ -65,13 +74,24 @@ def test_bad_results_are_rejected_with_reason(kind: str, result, reason: str) ->
 
 
 def test_binary_pairwise_multidim_parse() -> None:
-    assert get_kind("binary").parse_result([_choice("quality", "Low-Quality")]) == ({"quality": "Low-Quality"}, 0.0)
-    pw = [_choice("TA", "Tie", "video1"), _choice("VQ", "Video 1", "video1"), _choice("MQ", "Video 2", "video1"),
-          _choice("OA", "Video 2", "video1")]
+    assert get_kind("binary").parse_result([_choice("quality", "Low-Quality")]) == (
+        {"quality": "Low-Quality"},
+        0.0,
+    )
+    pw = [
+        _choice("TA", "Tie", "video1"),
+        _choice("VQ", "Video 1", "video1"),
+        _choice("MQ", "Video 2", "video1"),
+        _choice("OA", "Video 2", "video1"),
+    ]
     value, score = get_kind("pairwise").parse_result(pw)
     assert value == {"TA": "Tie", "VQ": "Video 1", "MQ": "Video 2", "OA": "Video 2"} and score == -1.0
-    md = [_rating("visual_quality", 2), _rating("t2v_alignment", 5), _rating("physical_consistency", 4),
-          {"from_name": "rationale", "type": "textarea", "value": {"text": ["blurry"]}}]
+    md = [
+        _rating("visual_quality", 2),
+        _rating("t2v_alignment", 5),
+        _rating("physical_consistency", 4),
+        {"from_name": "rationale", "type": "textarea", "value": {"text": ["blurry"]}},
+    ]
     value, score = get_kind("multidim").parse_result(md)
     assert score == 2.0 and value["t2v_alignment"] == 5.0 and value["rationale"] == "blurry"
 

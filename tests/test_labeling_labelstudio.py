@@ -44,9 +44,13 @@ def test_label_configs_accepted_by_server(ls_client) -> None:
     from labeling.kinds import KINDS, get_kind
 
     for kind in KINDS:
-        for slider in ([False, True] if kind == "scalar" else [False]):
-            pid = ls_client.create_project(title=f"config {kind}", label_config=get_kind(kind, slider=slider).label_config())
-            assert ls_client.get_project(pid)["label_config"].count("<Video") == (2 if kind == "pairwise" else 1)
+        for slider in [False, True] if kind == "scalar" else [False]:
+            pid = ls_client.create_project(
+                title=f"config {kind}", label_config=get_kind(kind, slider=slider).label_config()
+            )
+            assert ls_client.get_project(pid)["label_config"].count("<Video") == (
+                2 if kind == "pairwise" else 1
+            )
             ls_client.delete_project(pid)
 
 
@@ -74,9 +78,13 @@ def test_round_trip_push_rate_pull_complete(db_url: str, ls_running, ls_client, 
             [p] = t["predictions"]
             assert p["model_version"] == "mds-round-1"
             assert p["score"] == pytest.approx((i + 0.5) / 4)  # queue order = pick order
-            assert p["result"][0]["value"]["rating"] == round(1.4 + 1.2 * i)  # base prediction as pre-annotation
+            assert p["result"][0]["value"]["rating"] == round(
+                1.4 + 1.2 * i
+            )  # base prediction as pre-annotation
             # the original file is served by Label Studio (the last clip through a link)
-            r = httpx.get(ls_running.url + t["data"]["video"], headers={"Authorization": f"Token {ls_running.token}"})
+            r = httpx.get(
+                ls_running.url + t["data"]["video"], headers={"Authorization": f"Token {ls_running.token}"}
+            )
             assert r.status_code == 200 and r.content == Path(s.get(Video, vid).uri).read_bytes()
         assert "mds-media" in tasks[vids[-1]]["data"]["video"]
         assert s.scalars(select(Round)).one().status == "pushed"
@@ -96,14 +104,20 @@ def test_round_trip_push_rate_pull_complete(db_url: str, ls_running, ls_client, 
         assert (out.created, out.rejected, out.deleted) == (12, 1, 0)
         assert out.reasons == {"out_of_range": 1}
         rej = s.scalars(select(Annotation).where(Annotation.status == "rejected")).one()
-        assert rej.video_id == vids[0] and "out_of_range" in rej.reject_reason and rej.annotator == ls_raters[2].name
+        assert (
+            rej.video_id == vids[0]
+            and "out_of_range" in rej.reject_reason
+            and rej.annotator == ls_raters[2].name
+        )
         labels = {lab.video_id: lab for lab in s.scalars(select(Label).where(Label.source == "labelstudio"))}
         for i, vid in enumerate(vids):
             vals = [v for v in ratings[i] if v <= 5]
             lab = labels[vid]
             assert lab.n_ratings == len(vals) and lab.mos == pytest.approx(statistics.mean(vals))
             assert lab.std == pytest.approx(statistics.stdev(vals))
-            assert lab.ci95 == pytest.approx(stats.t.ppf(0.975, len(vals) - 1) * statistics.stdev(vals) / len(vals) ** 0.5)
+            assert lab.ci95 == pytest.approx(
+                stats.t.ppf(0.975, len(vals) - 1) * statistics.stdev(vals) / len(vals) ** 0.5
+            )
             assert (lab.scale_min, lab.scale_max) == (1.0, 5.0)
         assert out.rounds_labelled == [] and s.scalar(select(func.count()).select_from(Job)) == 0
 
@@ -114,15 +128,21 @@ def test_round_trip_push_rate_pull_complete(db_url: str, ls_running, ls_client, 
         r1 = s.scalars(select(Round)).one()
         assert r1.status == "labelled" and "labelled" in r1.steps and out.rounds_labelled == [r1.id]
         job = s.scalars(select(Job)).one()
-        assert (job.kind, job.payload["round_id"], job.dedupe_key) == ("finetune", r1.id, f"finetune:round:{r1.id}")
+        assert (job.kind, job.payload["round_id"], job.dedupe_key) == (
+            "finetune",
+            r1.id,
+            f"finetune:round:{r1.id}",
+        )
         assert all(t.status == "labelled" for t in s.scalars(select(LabelingTask)))
         out = pull(s, ls_client)
         assert out.created == out.updated == out.deleted == 0 and out.rounds_labelled == []
         assert s.scalar(select(func.count()).select_from(Job)) == 1
 
         # an update and a deletion after aggregation: MOS recomputed
-        ls_client.update_annotation(ann_ids[(1, ls_raters[0].name)], [
-            {"from_name": "quality", "to_name": "video", "type": "rating", "value": {"rating": 1}}])
+        ls_client.update_annotation(
+            ann_ids[(1, ls_raters[0].name)],
+            [{"from_name": "quality", "to_name": "video", "type": "rating", "value": {"rating": 1}}],
+        )
         ls_client.delete_annotation(ann_ids[(2, ls_raters[2].name)])
         out = pull(s, ls_client)
         assert (out.updated, out.deleted) == (1, 1)
@@ -130,7 +150,9 @@ def test_round_trip_push_rate_pull_complete(db_url: str, ls_running, ls_client, 
         labels = {lab.video_id: lab for lab in s.scalars(select(Label).where(Label.source == "labelstudio"))}
         assert labels[vids[1]].mos == pytest.approx(statistics.mean([1, 4, 4]))
         assert labels[vids[2]].mos == pytest.approx(4.0) and labels[vids[2]].n_ratings == 2
-        gone = s.scalars(select(Annotation).where(Annotation.external_id == str(ann_ids[(2, ls_raters[2].name)]))).one()
+        gone = s.scalars(
+            select(Annotation).where(Annotation.external_id == str(ann_ids[(2, ls_raters[2].name)]))
+        ).one()
         assert gone.status == "deleted"  # kept, not erased
 
         # the whole project deleted in Label Studio: sync reports it and keeps every stored rating
@@ -138,7 +160,9 @@ def test_round_trip_push_rate_pull_complete(db_url: str, ls_running, ls_client, 
         ls_client.delete_project(pid)
         out = pull(s, ls_client)
         assert out.missing_projects == [pid] and out.deleted == 0
-        assert s.scalar(select(func.count()).select_from(Annotation).where(Annotation.status == "ok")) == n_ann
+        assert (
+            s.scalar(select(func.count()).select_from(Annotation).where(Annotation.status == "ok")) == n_ann
+        )
         assert s.scalar(select(func.count()).select_from(Label)) == 4
 
 
@@ -201,10 +225,22 @@ def test_unreachable_server_one_line_error_nothing_lost(sqlite_url: str, tmp_pat
         s.commit()
     dead = f"http://127.0.0.1:{free_port()}"
     exe = Path(sys.executable).parent / "mds"
-    env = {"MDS_DATABASE_URL": sqlite_url, "MDS_LABEL_STUDIO_TOKEN": "t" * 40, "PATH": "/usr/bin:/bin",
-           "MDS_LABEL_STUDIO_DOCUMENT_ROOT": str(tmp_path), "HOME": str(tmp_path)}
-    p = subprocess.run([str(exe), "label", "push", "--round", "1", "--url", dead], capture_output=True, text=True,
-                       env=env, cwd=tmp_path, timeout=120, check=False)
+    env = {
+        "MDS_DATABASE_URL": sqlite_url,
+        "MDS_LABEL_STUDIO_TOKEN": "t" * 40,
+        "PATH": "/usr/bin:/bin",
+        "MDS_LABEL_STUDIO_DOCUMENT_ROOT": str(tmp_path),
+        "HOME": str(tmp_path),
+    }
+    p = subprocess.run(
+        [str(exe), "label", "push", "--round", "1", "--url", dead],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+        timeout=120,
+        check=False,
+    )
     assert p.returncode == 1
     lines = [ln for ln in p.stderr.splitlines() if ln.strip()]
     assert len(lines) == 1 and "unreachable" in lines[0] and dead in lines[0], p.stderr
@@ -223,7 +259,9 @@ def test_unreachable_server_one_line_error_nothing_lost(sqlite_url: str, tmp_pat
         assert s.scalars(select(Round)).one().status == "selected"
 
 
-def test_webhook_secret_duplicates_completion_and_deletion(sqlite_url: str, ls_running, ls_client, ls_raters) -> None:
+def test_webhook_secret_duplicates_completion_and_deletion(
+    sqlite_url: str, ls_running, ls_client, ls_raters
+) -> None:
     import time
 
     from labeling.push import push_round
@@ -237,12 +275,19 @@ def test_webhook_secret_duplicates_completion_and_deletion(sqlite_url: str, ls_r
     secret = uuid.uuid4().hex
     srv = WebhookServer(sqlite_url, secret, port=free_port(), client_factory=lambda: ls_client).start()
     try:
+
         def count_events() -> int:
             with _session(sqlite_url) as s:
                 return s.scalar(select(func.count()).select_from(WebhookEvent))
 
-        body = json.dumps({"action": "ANNOTATION_CREATED", "project": {"id": res.project_id},
-                           "task": {"id": 0}, "annotation": {"id": 0, "task": 0}}).encode()
+        body = json.dumps(
+            {
+                "action": "ANNOTATION_CREATED",
+                "project": {"id": res.project_id},
+                "task": {"id": 0},
+                "annotation": {"id": 0, "task": 0},
+            }
+        ).encode()
         for headers in ({}, {SECRET_HEADER: "wrong"}):
             r = httpx.post(srv.url, content=body, headers=headers)
             assert r.status_code == 401
@@ -275,11 +320,21 @@ def test_webhook_secret_duplicates_completion_and_deletion(sqlite_url: str, ls_r
         with _session(sqlite_url) as s:
             evs = list(s.scalars(select(WebhookEvent)))
             assert [e.action for e in evs] == ["ANNOTATION_CREATED", "ANNOTATION_CREATED"]
-            wait_for(lambda: all(e.status == "processed" for e in _session(sqlite_url).scalars(select(WebhookEvent))))
+            wait_for(
+                lambda: all(
+                    e.status == "processed" for e in _session(sqlite_url).scalars(select(WebhookEvent))
+                )
+            )
 
         # the same delivery twice: one row, and processing it again changes nothing
-        dup = json.dumps({"action": "ANNOTATION_UPDATED", "project": {"id": res.project_id},
-                          "task": {"id": tasks[vids[0]]["id"]}, "annotation": {"id": ann}}).encode()
+        dup = json.dumps(
+            {
+                "action": "ANNOTATION_UPDATED",
+                "project": {"id": res.project_id},
+                "task": {"id": tasks[vids[0]]["id"]},
+                "annotation": {"id": ann},
+            }
+        ).encode()
         first = httpx.post(srv.url, content=dup, headers={SECRET_HEADER: secret}).json()
         second = httpx.post(srv.url, content=dup, headers={SECRET_HEADER: secret}).json()
         assert (first["status"], second["status"]) == ("accepted", "duplicate")
@@ -302,7 +357,9 @@ def test_pairwise_round_both_orientations_and_skip(sqlite_url: str, ls_running, 
     from mds.db.models import Annotation, Label, Round, Selection, Video
 
     with _session(sqlite_url) as s:
-        v1, v2, v3, v4 = make_round(s, ls_running.document_root / f"v-{uuid.uuid4().hex[:8]}", n=4, evaluator=None)
+        v1, v2, v3, v4 = make_round(
+            s, ls_running.document_root / f"v-{uuid.uuid4().hex[:8]}", n=4, evaluator=None
+        )
         for vid in (v2, v4):
             s.delete(s.scalars(select(Selection).where(Selection.video_id == vid)).one())
         s.flush()
@@ -311,7 +368,9 @@ def test_pairwise_round_both_orientations_and_skip(sqlite_url: str, ls_running, 
             sel.extra, sel.pick_order = {"pair_video_id": b, "cluster": 3 + order}, order
         rnd = s.scalars(select(Round)).one()
         # a seed that shows exactly one of the two pairs right-left
-        rnd.seed = next(k for k in range(64) if pair_swapped(Round(seed=k), v1, v2) != pair_swapped(Round(seed=k), v3, v4))
+        rnd.seed = next(
+            k for k in range(64) if pair_swapped(Round(seed=k), v1, v2) != pair_swapped(Round(seed=k), v3, v4)
+        )
         s.commit()
         res = push_round(s, ls_client, 1, _opts(ls_running, kind="pairwise", ratings_per_video=2))
         tasks = _tasks_by_video(ls_client, res.project_id)
@@ -321,21 +380,35 @@ def test_pairwise_round_both_orientations_and_skip(sqlite_url: str, ls_running, 
         for a, b in ((v1, v2), (v3, v4)):
             d = tasks[a]["data"]
             left, right = (d["video2"], d["video"]) if swapped[a] else (d["video"], d["video2"])
-            assert left.endswith(Path(s.get(Video, a).uri).name) and right.endswith(Path(s.get(Video, b).uri).name)
+            assert left.endswith(Path(s.get(Video, a).uri).name) and right.endswith(
+                Path(s.get(Video, b).uri).name
+            )
             assert [p["model_version"] for p in tasks[a]["predictions"]] == ["mds-round-1"]
         assert sorted(tasks[a]["predictions"][0]["cluster"] for a in (v1, v3)) == [3, 4]
-        pick = [{"from_name": d, "to_name": "video1", "type": "choices", "value": {"choices": [c]}}
-                for d, c in (("TA", "Tie"), ("VQ", "Video 2"), ("MQ", "Video 2"), ("OA", "Video 2"))]
+        pick = [
+            {"from_name": d, "to_name": "video1", "type": "choices", "value": {"choices": [c]}}
+            for d, c in (("TA", "Tie"), ("VQ", "Video 2"), ("MQ", "Video 2"), ("OA", "Video 2"))
+        ]
         for a in (v1, v3):  # the rater always picks the right-hand video
             ls_client.create_annotation(tasks[a]["id"], pick, completed_by=ls_raters[0].user_id)
         ls_raters[1].skip(ls_client, tasks[v1]["id"])
         out = pull(s, ls_client)
         assert (out.created, out.skipped) == (3, 1)
         for a, b in ((v1, v2), (v3, v4)):
-            ok = s.scalars(select(Annotation).where(Annotation.status == "ok", Annotation.video_id == a)).one()
+            ok = s.scalars(
+                select(Annotation).where(Annotation.status == "ok", Annotation.video_id == a)
+            ).one()
             winner = "Video 1" if swapped[a] else "Video 2"  # in mds's order: the first video is `a`
             assert (ok.pair_video_id, ok.score, ok.value["OA"], ok.value["TA"]) == (
-                b, 1.0 if swapped[a] else -1.0, winner, "Tie")
+                b,
+                1.0 if swapped[a] else -1.0,
+                winner,
+                "Tie",
+            )
             lab = s.scalars(select(Label).where(Label.video_id == a)).one()
-            assert lab.kind == "pairwise" and lab.value["votes"]["OA"] == {winner: 1} and lab.value["pair_video_id"] == b
+            assert (
+                lab.kind == "pairwise"
+                and lab.value["votes"]["OA"] == {winner: 1}
+                and lab.value["pair_video_id"] == b
+            )
         assert out.rounds_labelled == []  # a skip is not a rating: one of two ratings so far

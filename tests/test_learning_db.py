@@ -151,3 +151,24 @@ def test_errors_are_clear(db_url: str, tmp_path: Path) -> None:
         score_failure_predictor(db_url, data_dir=tmp_path)
     with pytest.raises(TrainingError, match="train-base"):
         finetune(db_url, data_dir=tmp_path)
+
+
+def test_feature_head_on_stored_embeddings(db_url: str, clips: dict, tmp_path: Path) -> None:
+    """``features=ENCODER`` reads pooled vectors from the embedding store (here: vectors imported under a key)."""
+    from mds.learning.failure import score_failure_predictor, train_failure_predictor
+    from mds.learning.finetune import train_base_model
+    from selection.imports import import_embeddings
+
+    ids = _setup(db_url, clips)
+    data = tmp_path / "data"
+    rng = np.random.default_rng(1)
+    allclips = clips["source"] + clips["pool"]
+    frames = {c.path.name: rng.normal(size=(3, 16)).astype(np.float32) for c in allclips}
+    f = tmp_path / "emb.npz"
+    np.savez(f, **frames)
+    import_embeddings(db_url, f, encoder="toy-encoder", data_dir=data, normalise=True)
+    train_base_model(db_url, data_dir=data, epochs=20)
+    rep = train_failure_predictor(db_url, features="toy-encoder", data_dir=data, epochs=10)
+    assert rep.predictor.startswith("g-cpu-default-toy-encoder@")
+    sc = score_failure_predictor(db_url, rep.predictor, data_dir=data)
+    assert sc.scored == len(ids["pool"]) and sc.failed == 0

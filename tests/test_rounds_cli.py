@@ -16,7 +16,7 @@ def pool_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tiny_pool_dir(tmp_path_factory)
 
 
-def _invoke(args: list[str]):  # noqa: ANN202
+def _invoke(args: list[str]):
     from typer.testing import CliRunner
 
     from mds.cli import app

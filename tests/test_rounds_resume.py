@@ -18,7 +18,7 @@ def setup(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
     return tiny_pool_dir(tmp_path_factory), tiny_clip_model(tmp_path_factory)
 
 
-def _project(tmp_path: Path, url: str, pool: Path):  # noqa: ANN202
+def _project(tmp_path: Path, url: str, pool: Path):
     from mds.config import Settings
     from mds.demo.pool import import_into_db, load_demo_pool
 
@@ -28,13 +28,13 @@ def _project(tmp_path: Path, url: str, pool: Path):  # noqa: ANN202
 
 def _crashing(monkeypatch: pytest.MonkeyPatch, mode: str, calls: Counter) -> None:
     """Every step crashes once (before or after doing its work), then behaves."""
-    import mds.rounds.steps as steps
+    from mds.rounds import steps
 
     for step, fname in steps.STEP_FUNCTIONS.items():
         real = getattr(steps, fname)
         state = {"crashed": False}
 
-        def f(ctx, _real=real, _step=step, _state=state):  # noqa: ANN001, ANN202
+        def f(ctx, _real=real, _step=step, _state=state):
             calls[_step] += 1
             if mode == "before" and not _state["crashed"]:
                 _state["crashed"] = True
@@ -48,7 +48,7 @@ def _crashing(monkeypatch: pytest.MonkeyPatch, mode: str, calls: Counter) -> Non
         monkeypatch.setattr(steps, fname, f)
 
 
-def _run_until_done(settings, cfg, step_order: list[str]) -> int:  # noqa: ANN001
+def _run_until_done(settings, cfg, step_order: list[str]) -> int:
     from mds.rounds import finish_round, round_status, start_round
     from mds.rounds.state import FINISH_STEPS, START_STEPS
 

@@ -18,7 +18,7 @@ def setup(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
     return tiny_pool_dir(tmp_path_factory), tiny_clip_model(tmp_path_factory)
 
 
-def _cfg(pool: Path, model: str, out: Path, **kw):  # noqa: ANN202
+def _cfg(pool: Path, model: str, out: Path, **kw):
     from mds.simulate import parse_config
 
     raw = {"pool": str(pool), "out": str(out), "strategies": ["random", "mds"], "budgets": ["3"], "seeds": [0, 1],

@@ -10,14 +10,14 @@ import typer
 from mds.cli._options import JsonOpt, print_json
 
 
-def _progress_bar():  # noqa: ANN202
+def _progress_bar():
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     return Progress(TextColumn("{task.description:<12}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                     transient=True)
 
 
-def _tracker(progress):  # noqa: ANN001, ANN202
+def _tracker(progress):
     tasks: dict[str, int] = {}
 
     def cb(stage: str, done: int, total: int) -> None:
@@ -110,7 +110,7 @@ def register(app: typer.Typer) -> None:
             print_json(res)
 
 
-def _print_summary(result, head: dict) -> None:  # noqa: ANN001
+def _print_summary(result, head: dict) -> None:
     from rich.table import Table
 
     from mds.cli._options import console

@@ -13,7 +13,10 @@ ls_app = typer.Typer(help="Run a local Label Studio server configured for mds.",
 
 UrlOpt = Annotated[str | None, typer.Option("--url", envvar="MDS_LABEL_STUDIO_URL", help="Label Studio URL.")]
 TokenOpt = Annotated[
-    str | None, typer.Option("--token", envvar="MDS_LABEL_STUDIO_TOKEN", help="Label Studio API token.", show_default=False)
+    str | None,
+    typer.Option(
+        "--token", envvar="MDS_LABEL_STUDIO_TOKEN", help="Label Studio API token.", show_default=False
+    ),
 ]
 
 
@@ -37,11 +40,20 @@ def _summary(res: dict[str, Any], keys: tuple[str, ...]) -> str:
 def push(
     round_number: Annotated[int, typer.Option("--round", "-r", help="Round number to push.")],
     kind: Annotated[
-        str | None, typer.Option("--kind", help="Label kind: scalar|binary|ordinal|pairwise|multidim (default: the evaluator's).")
+        str | None,
+        typer.Option(
+            "--kind", help="Label kind: scalar|binary|ordinal|pairwise|multidim (default: the evaluator's)."
+        ),
     ] = None,
-    slider: Annotated[bool, typer.Option("--slider", help="Continuous 1-5 slider instead of stars (scalar).")] = False,
-    ratings: Annotated[int | None, typer.Option("--ratings", help="Ratings wanted per video (default from mds.toml, 3).")] = None,
-    project_id: Annotated[int | None, typer.Option("--project-id", help="Use this existing Label Studio project.")] = None,
+    slider: Annotated[
+        bool, typer.Option("--slider", help="Continuous 1-5 slider instead of stars (scalar).")
+    ] = False,
+    ratings: Annotated[
+        int | None, typer.Option("--ratings", help="Ratings wanted per video (default from mds.toml, 3).")
+    ] = None,
+    project_id: Annotated[
+        int | None, typer.Option("--project-id", help="Use this existing Label Studio project.")
+    ] = None,
     batch_size: Annotated[int, typer.Option("--batch-size", help="Tasks per import request.")] = 100,
     hide_predictions: Annotated[
         bool, typer.Option("--hide-predictions", help="Do not show the base model's answer to raters.")
@@ -56,9 +68,15 @@ def push(
 
     s = settings()
     lss = ls_settings(s)
-    opts = PushOptions(kind=kind, slider=slider, ratings_per_video=ratings or lss.ratings_per_video,
-                       project_id=project_id, batch_size=batch_size, document_root=lss.document_root,
-                       show_predictions=not hide_predictions)
+    opts = PushOptions(
+        kind=kind,
+        slider=slider,
+        ratings_per_video=ratings or lss.ratings_per_video,
+        project_id=project_id,
+        batch_size=batch_size,
+        document_root=lss.document_root,
+        show_predictions=not hide_predictions,
+    )
     dbu = db_url()
     client = _client(url, token)
     with _session(dbu) as session:
@@ -75,7 +93,9 @@ def push(
 
 @label_app.command("pull")
 def pull_cmd(
-    round_number: Annotated[int | None, typer.Option("--round", "-r", help="Only this round's project.")] = None,
+    round_number: Annotated[
+        int | None, typer.Option("--round", "-r", help="Only this round's project.")
+    ] = None,
     url: UrlOpt = None,
     token: TokenOpt = None,
     json_out: JsonOpt = False,
@@ -94,7 +114,10 @@ def _pull(round_number: int | None, url: str | None, token: str | None, json_out
     if json_out:
         print_json(res)
     else:
-        msg = _summary(res, ("created", "updated", "deleted", "skipped", "rejected", "unchanged")) or "no annotations"
+        msg = (
+            _summary(res, ("created", "updated", "deleted", "skipped", "rejected", "unchanged"))
+            or "no annotations"
+        )
         console().print(f"{res['tasks']} tasks: {msg}; {res['labels']} labels recomputed")
         for reason, n in res["reasons"].items():
             console().print(f"  rejected ({reason}): {n}")
@@ -107,8 +130,12 @@ def _pull(round_number: int | None, url: str | None, token: str | None, json_out
 
 @label_app.command("sync")
 def sync(
-    round_number: Annotated[int | None, typer.Option("--round", "-r", help="Only this round's project.")] = None,
-    every: Annotated[float | None, typer.Option("--every", help="Repeat every N seconds (until interrupted).")] = None,
+    round_number: Annotated[
+        int | None, typer.Option("--round", "-r", help="Only this round's project.")
+    ] = None,
+    every: Annotated[
+        float | None, typer.Option("--every", help="Repeat every N seconds (until interrupted).")
+    ] = None,
     url: UrlOpt = None,
     token: TokenOpt = None,
     json_out: JsonOpt = False,
@@ -128,15 +155,20 @@ def serve_webhook(
     host: Annotated[str | None, typer.Option("--host", help="Address to listen on.")] = None,
     port: Annotated[int | None, typer.Option("--port", help="Port to listen on.")] = None,
     secret: Annotated[
-        str | None, typer.Option("--secret", envvar="MDS_WEBHOOK_SECRET", help="Shared secret.", show_default=False)
+        str | None,
+        typer.Option("--secret", envvar="MDS_WEBHOOK_SECRET", help="Shared secret.", show_default=False),
     ] = None,
     register: Annotated[
-        bool, typer.Option("--register", help="Create/refresh the webhook in every mds project on the server.")
+        bool,
+        typer.Option("--register", help="Create/refresh the webhook in every mds project on the server."),
     ] = False,
     public_url: Annotated[
-        str | None, typer.Option("--public-url", help="URL Label Studio should call (default: the listen address).")
+        str | None,
+        typer.Option("--public-url", help="URL Label Studio should call (default: the listen address)."),
     ] = None,
-    defer: Annotated[bool, typer.Option("--defer", help="Only record events; `mds label worker` processes them.")] = False,
+    defer: Annotated[
+        bool, typer.Option("--defer", help="Only record events; `mds label worker` processes them.")
+    ] = False,
     url: UrlOpt = None,
     token: TokenOpt = None,
 ) -> None:
@@ -151,8 +183,14 @@ def serve_webhook(
     if not secret:
         raise LabelingError("a webhook secret is required: --secret or MDS_WEBHOOK_SECRET")
     dbu = db_url()
-    srv = WebhookServer(dbu, secret, host=host or lss.webhook_host, port=port if port is not None else lss.webhook_port,
-                        process=not defer, client_factory=lambda: _client(url, token))
+    srv = WebhookServer(
+        dbu,
+        secret,
+        host=host or lss.webhook_host,
+        port=port if port is not None else lss.webhook_port,
+        process=not defer,
+        client_factory=lambda: _client(url, token),
+    )
     if register:
         client = _client(url, token)
         target = public_url or srv.url
@@ -160,7 +198,9 @@ def serve_webhook(
             for p in projects_for(session, client.url):
                 client.ensure_webhook(int(p.external_id), target, headers={SECRET_HEADER: secret})
                 console().print(f"webhook of project {p.external_id} → {target}")
-    console().print(f"listening on {srv.url} ({'record only' if defer else 'record and process'}); Ctrl-C stops")
+    console().print(
+        f"listening on {srv.url} ({'record only' if defer else 'record and process'}); Ctrl-C stops"
+    )
     srv.serve_forever()
 
 
@@ -169,7 +209,9 @@ def worker(
     once: Annotated[bool, typer.Option("--once", help="Exit when nothing is left to do.")] = False,
     poll: Annotated[float, typer.Option("--poll", help="Seconds between queue checks.")] = 2.0,
     kind: Annotated[list[str] | None, typer.Option("--kind", help="Only jobs of these kinds.")] = None,
-    retry_failed: Annotated[bool, typer.Option("--retry-failed", help="Queue failed jobs again first.")] = False,
+    retry_failed: Annotated[
+        bool, typer.Option("--retry-failed", help="Queue failed jobs again first.")
+    ] = False,
     url: UrlOpt = None,
     token: TokenOpt = None,
     json_out: JsonOpt = False,
@@ -181,8 +223,14 @@ def worker(
     if retry_failed:
         with _session(dbu) as session:
             console().print(f"{requeue_failed(session, kind)} failed jobs queued again")
-    counts = run_worker(dbu, once=once, poll_s=poll, settings=settings(), kinds=kind,
-                        client_factory=lambda: _client(url, token))
+    counts = run_worker(
+        dbu,
+        once=once,
+        poll_s=poll,
+        settings=settings(),
+        kinds=kind,
+        client_factory=lambda: _client(url, token),
+    )
     if json_out:
         print_json(counts)
     else:
@@ -191,7 +239,9 @@ def worker(
 
 @ls_app.command("install")
 def ls_install(
-    venv: Annotated[str | None, typer.Option("--venv", help="Virtualenv to create (default <repo>/.venv-ls).")] = None,
+    venv: Annotated[
+        str | None, typer.Option("--venv", help="Virtualenv to create (default <repo>/.venv-ls).")
+    ] = None,
 ) -> None:
     """Install the Label Studio server into its own virtualenv (about 70 s, 1 GB)."""
     from pathlib import Path
@@ -205,10 +255,14 @@ def ls_install(
 
 @ls_app.command("start")
 def ls_start(
-    port: Annotated[int | None, typer.Option("--port", help="Port (default from [labelstudio] url, 8080).")] = None,
+    port: Annotated[
+        int | None, typer.Option("--port", help="Port (default from [labelstudio] url, 8080).")
+    ] = None,
     host: Annotated[str | None, typer.Option("--host", help="Address to listen on.")] = None,
     data_dir: Annotated[str | None, typer.Option("--data-dir", help="Server data directory.")] = None,
-    document_root: Annotated[str | None, typer.Option("--document-root", help="Local files are served below it.")] = None,
+    document_root: Annotated[
+        str | None, typer.Option("--document-root", help="Local files are served below it.")
+    ] = None,
     detach: Annotated[bool, typer.Option("--detach", help="Leave it running in the background.")] = False,
     json_out: JsonOpt = False,
 ) -> None:
@@ -222,7 +276,9 @@ def ls_start(
     srv = LocalLabelStudio(
         data_dir=Path(data_dir) if data_dir else lss.data_dir,
         document_root=Path(document_root) if document_root else lss.document_root,
-        host=host or lss.host, port=port or lss.port, executable=find_label_studio_bin(lss.bin),
+        host=host or lss.host,
+        port=port or lss.port,
+        executable=find_label_studio_bin(lss.bin),
     )
     cred = srv.credentials
     assert cred is not None
@@ -230,7 +286,13 @@ def ls_start(
         srv.start()
     info = srv.info()
     if json_out:
-        print_json({**info, "token": cred.token if cred.created else None, "pid": srv.process.pid if srv.process else None})
+        print_json(
+            {
+                **info,
+                "token": cred.token if cred.created else None,
+                "pid": srv.process.pid if srv.process else None,
+            }
+        )
     else:
         c = console()
         c.print(f"Label Studio is up at {srv.url}  (log: {srv.log_path})")
@@ -250,7 +312,9 @@ def ls_start(
 
 
 @ls_app.command("stop")
-def ls_stop(data_dir: Annotated[str | None, typer.Option("--data-dir", help="Server data directory.")] = None) -> None:
+def ls_stop(
+    data_dir: Annotated[str | None, typer.Option("--data-dir", help="Server data directory.")] = None,
+) -> None:
     """Stop a server started with ``mds labelstudio start --detach``."""
     from pathlib import Path
 

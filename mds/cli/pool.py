@@ -74,6 +74,18 @@ def _report(summary, json_: bool, strict: bool) -> None:
         raise SystemExit(code)
 
 
+def _human_bytes(n: float) -> str:
+    for unit in ("B", "kB", "MB", "GB"):
+        if n < 1000:
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1000
+    return f"{n:.1f} TB"
+
+
+def _human_seconds(s: float) -> str:
+    return f"{s:.1f} s" if s < 60 else f"{int(s // 3600)}:{int(s % 3600 // 60):02d}:{int(s % 60):02d} h:m:s"
+
+
 def _fmt_num(x: float | None, fmt: str = "{:.3g}") -> str:
     return "" if x is None else fmt.format(x)
 
@@ -217,7 +229,7 @@ def register(app: typer.Typer) -> None:
             t.add_row(r["dataset"], r["split"], str(r["videos"]))
         c = console()
         c.print(t)
-        c.print(f"size {st['total_bytes'] / 1e6:.1f} MB, duration {st['total_duration_s'] / 3600:.2f} h")
+        c.print(f"size {_human_bytes(st['total_bytes'])}, duration {_human_seconds(st['total_duration_s'])}")
         if st["codecs"]:
             c.print("codecs: " + ", ".join(f"{k} {n}" for k, n in sorted(st["codecs"].items())))
         if st["predictions"]:

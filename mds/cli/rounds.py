@@ -9,7 +9,7 @@ import typer
 from mds.cli._options import JsonOpt, print_json
 
 
-def _hook(echo):  # noqa: ANN001, ANN202
+def _hook(echo):
     def hook(step: str, what: str, info: dict | None) -> None:
         if what == "skip":
             echo(f"  {step:<10} already done")

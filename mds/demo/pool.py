@@ -166,7 +166,7 @@ def _load_existing(root: Path, size: str, seed: int) -> DemoPool | None:
         return None
     if info.get("size") != size or info.get("seed") != seed or info.get("format") != FORMAT_VERSION:
         return None
-    videos = [DemoVideo(**v) for v in info["videos"]]
+    videos = [DemoVideo(**{**v, "path": str(root / v["path"])}) for v in info["videos"]]
     if not all(Path(v.path).is_file() for v in videos):
         return None
     panel = RaterPanel.from_dict(json.loads((root / "raters.json").read_text()))
@@ -196,15 +196,14 @@ def build_demo_pool(
     if not force:
         existing = _load_existing(root, size, seed)
         if existing is not None:
-            if import_db and (db_url or existing.db_url) and not existing.db_url == (db_url or existing.db_url):
+            if import_db and (existing.db_url is None or (db_url and existing.db_url != db_url)):
                 existing.db_url = import_into_db(existing, db_url)
-            elif import_db and existing.db_url is None:
-                existing.db_url = import_into_db(existing, db_url)
+                _write_info(existing)
             return existing
     spec = SIZES[size]
     t0 = time.perf_counter()
-    (root / "refs").mkdir(parents=True, exist_ok=True)
     contents, jobs = _plan(spec, seed)
+    _start_build(root, spec, contents, jobs, force)
     geom = dict(width=spec.width, height=spec.height, fps=spec.fps, frames=spec.frames)
 
     def ref_path(c: Content) -> Path:
@@ -260,7 +259,24 @@ def build_demo_pool(
     return pool
 
 
-def _parallel(fn: Callable, items, workers: int, tick: Callable[[int], object]) -> None:  # noqa: ANN001
+def _start_build(root: Path, spec: PoolSize, contents: list[Content], jobs: list, force: bool) -> None:
+    """Keep files of an interrupted build of the same plan; anything else in ``refs``/``videos`` goes."""
+    import hashlib
+    import shutil
+
+    plan = json.dumps({"format": FORMAT_VERSION, "spec": asdict(spec), "contents": [c.as_dict() for c in contents],
+                       "jobs": [(c.name, asdict(d), ds, sp) for c, d, ds, sp in jobs]}, sort_keys=True)
+    sig = hashlib.sha256(plan.encode()).hexdigest()
+    marker = root / "build-plan.sha256"
+    if force or not marker.is_file() or marker.read_text().strip() != sig:
+        for sub in ("refs", "videos", ".cache"):
+            shutil.rmtree(root / sub, ignore_errors=True)
+        (root / "demo-pool.json").unlink(missing_ok=True)
+    (root / "refs").mkdir(parents=True, exist_ok=True)
+    marker.write_text(sig + "\n")
+
+
+def _parallel(fn: Callable, items, workers: int, tick: Callable[[int], object]) -> None:
     items = list(items)
     done = 0
     if workers <= 1:
@@ -276,7 +292,9 @@ def _parallel(fn: Callable, items, workers: int, tick: Callable[[int], object]) 
 
 
 def _write_info(pool: DemoPool) -> None:
-    info = dict(pool.info, videos=[asdict(v) for v in pool.videos], db_url=pool.db_url)
+    # paths relative to the pool folder, so a copied or moved pool still opens
+    videos = [{**asdict(v), "path": str(Path(v.path).relative_to(pool.root))} for v in pool.videos]
+    info = dict(pool.info, videos=videos, db_url=pool.db_url)
     (pool.root / "demo-pool.json").write_text(json.dumps(info, indent=1))
 
 

@@ -82,9 +82,6 @@ def load_labels(
     ``round_ids`` adds labels whose ``round_id`` is listed, whatever the video's split,
     except the test split (test labels never train).
     """
-    conds = []
-    if splits is not None:
-        conds.append(Video.split.in_(list(splits)))
     q = select(Label, Video).join(Video, Video.id == Label.video_id).where(
         Label.mos.is_not(None), Label.kind == "scalar"
     )

@@ -198,7 +198,8 @@ def train_failure_predictor(
                   "label_rounds": labels.round_ids}
         if row is None:
             row = ck.create_checkpoint(s, data_dir, kind="failure_predictor", name=name, evaluator=evaluator,
-                                       parent_id=base_ck.id if base_ck else None, config=config)
+                                       parent_id=base_ck.id if base_ck else None, config=config,
+                                       round_ids=labels.round_ids)
         base = load_quality_model(base_ck.path) if mode == "lora" else None
         state_dir = Path(row.path) / "train_state"
         g = fit_failure_predictor(base, X, errors, groups, mode=mode, epochs=epochs, lr=lr, batch_size=batch_size,

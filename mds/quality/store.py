@@ -102,7 +102,8 @@ def features_for_videos(
             if store is not None:
                 store.put(vid, x, stamp)
                 fresh += 1
-                if fresh % save_every == 0:
+                # The file is rewritten whole: save less often as it grows (a crash loses one interval).
+                if fresh % max(save_every, len(store) // 5) == 0:
                     store.save()
         rows.append(x)
         ok.append(vid)

@@ -12,7 +12,7 @@ LABELS = {"mds": "MDS (difficulty + λ·diversity)", "random": "random", "diffic
           "diversity": "diversity only"}
 
 
-def _plt():  # noqa: ANN202
+def _plt():
     import matplotlib
 
     matplotlib.use("Agg")
@@ -41,7 +41,8 @@ def learning_curves(rounds: Any, out: str | Path, *, metric: str = "test_srcc", 
         k = int(d["k"].iloc[0]) if "k" in d else None
         ax.set_title(f"budget {budget}" + (f" ({k} videos/round)" if k else ""))
         ax.set_xlabel("round (0 = base model)")
-        ax.set_ylabel(metric.replace("_", " ").upper() if metric.startswith("test") else metric)
+        ax.set_ylabel({"test_srcc": "target test SRCC", "test_plcc": "target test PLCC",
+                       "source_test_srcc": "source test SRCC"}.get(metric, metric))
         ax.set_xticks(sorted(d["round"].unique()))
         ax.grid(alpha=0.3)
     axes[0][0].legend(fontsize=8)

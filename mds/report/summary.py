@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 
 
-def _frame(rounds: Any):  # noqa: ANN202
+def _frame(rounds: Any):
     import pandas as pd
 
     return rounds if isinstance(rounds, pd.DataFrame) else pd.DataFrame(rounds)
@@ -41,7 +41,7 @@ def gain_table(rounds: Any, *, metric: str = "test_srcc", strategy: str = "mds",
         mean = float(v.mean())
         std = float(v.std(ddof=1)) if len(v) > 1 else math.nan
         lo, hi = mean - (std if not math.isnan(std) else 0), mean + (std if not math.isnan(std) else 0)
-        rows.append({"budget": budget, "round": int(rnd), "mean": mean, "std": std, "n": int(len(v)), "lo": lo,
+        rows.append({"budget": budget, "round": int(rnd), "mean": mean, "std": std, "n": len(v), "lo": lo,
                      "hi": hi, "excludes_zero": bool(len(v) > 1 and (lo > 0 or hi < 0))})
     return pd.DataFrame(rows)
 

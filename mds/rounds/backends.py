@@ -112,7 +112,7 @@ def finetune(db_url: str, round_id: int, evaluator: str, *, data_dir: Path, seed
     return int(res["checkpoint_id"]), info
 
 
-def ls_client(settings: Any):  # noqa: ANN201
+def ls_client(settings: Any):
     from labeling.client import client_from_settings
 
     return client_from_settings(settings)

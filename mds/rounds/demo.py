@@ -147,7 +147,7 @@ def _print_table(table: dict[str, list[dict[str, Any]]], say: Callable[[str], No
         say(line)
 
 
-def _write_report(out: Path, table, status, timings, clip_pretrained, clip_model, size, budget, seed) -> Path:  # noqa: ANN001
+def _write_report(out: Path, table, status, timings, clip_pretrained, clip_model, size, budget, seed) -> Path:
     import pandas as pd
 
     from mds.report.html import Section, write_html_report

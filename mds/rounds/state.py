@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import func, select
@@ -22,7 +22,7 @@ ORDER = {s: i for i, s in enumerate(("created", "scored", "embedded", "selected"
 
 
 def now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+    return datetime.now(UTC).isoformat(timespec="seconds")
 
 
 def create_round(db_url: str, *, snapshot: dict[str, Any], config_hash: str, strategy: str, budget_spec: str,
@@ -78,7 +78,7 @@ def mark_done(db_url: str, round_id: int, step: str, info: dict[str, Any] | None
             r.status = new
         r.error = None
         if step == "report":
-            r.finished_at = datetime.now(timezone.utc)
+            r.finished_at = datetime.now(UTC)
 
 
 def mark_failed(db_url: str, round_id: int, step: str, error: BaseException) -> None:

@@ -103,7 +103,7 @@ def step_embed(ctx: RoundContext) -> dict[str, Any]:
             "_columns": {"encoder": rep.encoder}}
 
 
-def encoder_spec(cfg: RoundConfig):  # noqa: ANN201
+def encoder_spec(cfg: RoundConfig):
     from mds.video.frames import SamplingConfig
     from selection.embeddings.encoder import EncoderSpec
 

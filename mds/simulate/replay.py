@@ -47,12 +47,12 @@ class SimResult:
     picks: list[dict[str, Any]] = field(default_factory=list)
     info: dict[str, Any] = field(default_factory=dict)
 
-    def frame(self):  # noqa: ANN201
+    def frame(self):
         import pandas as pd
 
         return pd.DataFrame(self.rounds)
 
-    def picks_frame(self):  # noqa: ANN201
+    def picks_frame(self):
         import pandas as pd
 
         return pd.DataFrame(self.picks)
@@ -234,6 +234,6 @@ def run_simulation(cfg: SimConfig, *, arrays: PoolArrays | None = None, progress
                 result.rounds += rows
                 result.picks += picks
     result.info = {"elapsed_s": round(time.perf_counter() - t0, 2), "encoder_key": a.encoder_key,
-                   "n_source": int(len(a.source)), "n_pool": int(len(a.pool)), "n_test": int(len(a.target_test)),
-                   "n_source_test": int(len(a.source_test)), "pool_info": a.info}
+                   "n_source": len(a.source), "n_pool": len(a.pool), "n_test": len(a.target_test),
+                   "n_source_test": len(a.source_test), "pool_info": a.info}
     return result

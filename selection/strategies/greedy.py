@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from selection.distances import FrameBank, PooledBank, chamfer
+from selection.distances import FrameBank, PooledBank
 from selection.strategies.base import (
     Pick,
     SelectionProblem,
@@ -114,16 +114,36 @@ def greedy_mds(
     picks: list[int] = []
     audit: list[dict[str, Any]] = []
     info["verified_pairs"] = 0
-    selected_rows = list(range(m, m + n_context))  # rows counted in the running sums, in order
     s64 = np.zeros(m)
     counted = np.zeros(m, dtype=np.int64)
+    n_sel = 0
+    if screen:
+        # float64 copies of the selected frame sets (context first, then picks), in order
+        assert isinstance(work, FrameBank)
+        cap, f = n_context + budget, work.frames.shape[1]
+        sel = FrameBank(np.zeros((cap, f, work.dim)), np.ones(cap, dtype=np.int64), np.full((cap, f), np.inf), True)
+
+    def push(row: int) -> None:
+        nonlocal n_sel
+        if screen:
+            c = int(work.counts[row])
+            x = work.frames[row, :c].astype(np.float64)
+            sel.frames[n_sel, :c] = x
+            sel.counts[n_sel] = c
+            sel.sqnorm[n_sel, :c] = np.einsum("td,td->t", x, x)
+        n_sel += 1
 
     def exact_sum(j: int) -> float:
-        for r in selected_rows[counted[j] :]:
-            s64[j] += chamfer(work.frame_set(j), work.frame_set(r))
-            info["verified_pairs"] += 1
-        counted[j] = len(selected_rows)
+        r0 = int(counted[j])
+        if r0 < n_sel:
+            view = FrameBank(sel.frames[r0:n_sel], sel.counts[r0:n_sel], sel.sqnorm[r0:n_sel], True)
+            s64[j] += float(view.distances_to_set(work.frame_set(j).astype(np.float64)).sum())
+            info["verified_pairs"] += n_sel - r0
+            counted[j] = n_sel
         return s64[j]
+
+    for c in range(m, m + n_context):
+        push(c)
 
     for step in range(budget):
         div = s[:m] / k if k else None
@@ -155,7 +175,7 @@ def greedy_mds(
         )
         picks.append(int(keep[j]))
         alive[j] = False
-        selected_rows.append(j)
+        push(j)
         if step + 1 < budget:
             add_distances(j)
             k += 1
