@@ -17,7 +17,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 
 def main() -> None:
-    from mds.learning import finetune_base, fit_failure_predictor, minmax_normalise, predict_quality, train_base
+    from mds.learning import (
+        finetune_base,
+        fit_failure_predictor,
+        minmax_normalise,
+        predict_quality,
+        train_base,
+    )
     from mds.quality.features import extract_video_features
     from tests.fixtures.clips import write_clip
     from tests.fixtures.distortions import pan_frames

@@ -132,3 +132,12 @@ def test_help_does_not_import_torch() -> None:
     loaded = set(json.loads(p.stdout.strip().splitlines()[-1]))
     assert "mds.cli.pool" in loaded
     assert not loaded & {"torch", "transformers", "open_clip", "faiss", "av", "peft"}
+
+
+def test_global_options_may_follow_the_subcommand() -> None:
+    from mds.cli import hoist_global_options
+
+    argv = ["pool", "ls", "--db", "sqlite:///x.db", "--json", "--debug", "--project=p", "--", "--db"]
+    assert hoist_global_options(argv) == [
+        "--db", "sqlite:///x.db", "--debug", "--project=p", "pool", "ls", "--json", "--", "--db",
+    ]

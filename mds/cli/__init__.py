@@ -54,12 +54,40 @@ for _name in COMMAND_MODULES:
     importlib.import_module(f"mds.cli.{_name}").register(app)
 
 
+_GLOBAL_VALUE_OPTS = ("--db", "--project")
+_GLOBAL_FLAGS = ("--debug",)
+
+
+def hoist_global_options(argv: list[str]) -> list[str]:
+    """Let the global options stand anywhere (``mds pool ls --db URL``) by moving them first."""
+    front: list[str] = []
+    rest: list[str] = []
+    i = 0
+    while i < len(argv):
+        a = argv[i]
+        if a == "--":
+            rest.extend(argv[i:])
+            break
+        if a in _GLOBAL_FLAGS:
+            front.append(a)
+        elif a in _GLOBAL_VALUE_OPTS and i + 1 < len(argv):
+            front.extend(argv[i : i + 2])
+            i += 1
+        elif any(a.startswith(o + "=") for o in _GLOBAL_VALUE_OPTS):
+            front.append(a)
+        else:
+            rest.append(a)
+        i += 1
+    return front + rest
+
+
 def main() -> None:
     """Console-script entry point with central error mapping."""
     from mds.errors import MdsError
 
     try:
-        app(standalone_mode=False)
+        rc = app(args=hoist_global_options(sys.argv[1:]), prog_name="mds", standalone_mode=False)  # returns the code of a raised typer.Exit instead of exiting
+        sys.exit(rc if isinstance(rc, int) else 0)
     except MdsError as e:
         if STATE.debug:
             raise
@@ -74,9 +102,12 @@ def main() -> None:
         typer.secho("interrupted", fg="red", err=True)
         sys.exit(130)
     except Exception as e:  # click usage errors and anything unexpected
-        import click
+        try:  # typer ships its own copy of click in recent releases
+            from typer._click.exceptions import ClickException
+        except ImportError:  # pragma: no cover
+            from click.exceptions import ClickException
 
-        if isinstance(e, click.exceptions.ClickException):
+        if isinstance(e, ClickException):
             e.show()
             sys.exit(e.exit_code)
         if STATE.debug:
