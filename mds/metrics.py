@@ -68,7 +68,7 @@ def fit_logistic4(pred: np.ndarray, mos: np.ndarray) -> tuple[np.ndarray, bool]:
             warnings.simplefilter("ignore", RuntimeWarning)
             popt, _ = curve_fit(logistic4, pred, mos, p0=beta0, maxfev=10000)
         fitted = logistic4(pred, *popt)
-    except (RuntimeError, ValueError, ZeroDivisionError):
+    except (RuntimeError, ValueError, ZeroDivisionError, TypeError):  # TypeError: fewer points than parameters
         return pred, False
     if np.isnan(fitted).any() or np.ptp(fitted) == 0:
         return pred, False

@@ -232,7 +232,11 @@ def select_round(
                                  count_labelled=count_labelled, data_dir=data_dir)
     if lambda_ is None and getattr(strat, "lambda_", None) is not None and info["encoder"]:
         strat = make_strategy(strategy, encoder=info["encoder"], **(options or {}))
-    k = resolve_budget(budget, problem.n)
+    # A percentage refers to the filtered pool (labelled and in-flight videos included), so every
+    # round of a campaign has the same size; a count is taken as given.
+    counts = info["counts"]
+    k = resolve_budget(budget, counts["matched"] - counts.get("meta_filtered", 0))
+    k = min(k, problem.n)
     result: SelectionResult = strat.select(problem, k, seed=seed)
     snapshot = {
         "strategy": strat.name,

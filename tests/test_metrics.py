@@ -97,3 +97,10 @@ def test_score_file_formats(tmp_path: Path) -> None:
     (tmp_path / "bad.json").write_text(json.dumps({"v1": {"reasoning": "no score"}}))
     with pytest.raises(ParseError, match="no 'score'"):
         read_scores(tmp_path / "bad.json")
+
+
+def test_fewer_points_than_fit_parameters_falls_back_to_raw_predictions() -> None:
+    from mds.metrics import correlations
+
+    c = correlations([1.0, 2.0, 4.0], [1.5, 2.5, 3.0])
+    assert not c.fitted and c.n == 3 and c.srcc == pytest.approx(1.0)

@@ -75,6 +75,45 @@ def test_rounds_from_the_cli(pool_dir: Path, db_url: str, tmp_path: Path) -> Non
         assert splits == {"pool"}
         n = s.scalar(select(func.count()).select_from(Label).where(Label.source == "simulated"))
         assert n == 6
+    _assert_selection_time_errors(db_url, tmp_path, [st1, st2])
+
+
+def _assert_selection_time_errors(db_url: str, project: Path, rounds: list[dict]) -> None:
+    """g's supervision on round-labelled videos is out-of-sample: the error of the base model that was
+    current when each video was selected, not of the model fine-tuned on its label."""
+    from mds.config import load_settings
+    from mds.db.engine import session_scope
+    from mds.db.models import Prediction, Round, Selection
+    from mds.learning.data import error_rule, load_labels, selection_time_versions, supervision
+    from mds.learning.failure import train_failure_predictor
+
+    data_dir = load_settings(db_url=db_url, project_dir=project).data_dir
+    rep = train_failure_predictor(db_url, data_dir=data_dir, splits=("source", "pool"), epochs=2, seed=0)
+    with session_scope(db_url) as s:
+        labels = load_labels(s, splits=("source",), round_ids=list(s.scalars(select(Round.id))))
+        at_sel = selection_time_versions(s, "cpu-default", labels)
+        sup = supervision(s, error_rule("cpu-default"), labels, evaluator_version=rep.evaluator_version,
+                          versions=at_sel)
+        by_vid = dict(zip(sup.video_ids, zip(sup.errors, sup.video_versions, sup.mos_norm, strict=True), strict=True))
+        versions = set()
+        for st in rounds:
+            rnd = s.scalars(select(Round).where(Round.number == st["number"])).one()
+            ver = rnd.steps["score"]["evaluator_version"]
+            versions.add(ver)
+            for vid in s.scalars(select(Selection.video_id).where(Selection.round_id == rnd.id)):
+                err, used, mos = by_vid[vid]
+                assert used == ver == at_sel[vid]
+                p = s.scalars(select(Prediction).where(Prediction.video_id == vid, Prediction.evaluator_version == ver,
+                                                       Prediction.variant == "")).one()
+                assert p.round_id == rnd.id  # stored by the round's score step, before its fine-tuning
+                assert err == pytest.approx(abs(p.score - mos))
+        # two base models were in use (round 2 selects with round 1's fine-tuned model), and neither is the
+        # current (round 2 fine-tuned) model whose predictions the source videos use
+        assert len(versions) == 2 and rep.evaluator_version not in versions
+        from mds.db.models import Checkpoint
+
+        cfg = s.get(Checkpoint, rep.checkpoint_id).config
+        assert cfg["errors"]["rounds"] == "selection-time" and cfg["errors"]["n_selection_time"] == 6
 
 
 def test_finish_needs_a_started_round(pool_dir: Path, sqlite_url: str, tmp_path: Path) -> None:

@@ -109,3 +109,45 @@ def test_cli_writes_results_plots_and_report(setup: tuple[Path, str], tmp_path: 
     import pandas as pd
 
     assert len(pd.read_parquet(tmp_path / "res" / "rounds.parquet")) == 6
+
+
+def test_g_learns_from_out_of_sample_errors(setup: tuple[Path, str], tmp_path: Path,
+                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    """g's supervision: cross-fitted errors on the source set and, for picks, the error of the model
+    in use when they were selected (not of a model already fine-tuned on their labels)."""
+    import mds.learning
+    from mds.learning import predict_quality, train_base
+    from mds.learning.arrays import crossfit_predictions
+    from mds.simulate import load_pool_arrays, run_simulation
+
+    real = mds.learning.fit_failure_predictor
+    calls: list[tuple[np.ndarray, np.ndarray]] = []
+
+    def recording(base, X, err, groups, **kw):  # noqa: ANN001, ANN202 - records, then trains for real
+        calls.append((np.array(X), np.array(err)))
+        return real(base, X, err, groups, **kw)
+
+    monkeypatch.setattr(mds.learning, "fit_failure_predictor", recording)
+    pool, model = setup
+    cfg = _cfg(pool, model, tmp_path, strategies=["mds"], seeds=[0], source_errors="crossfit")
+    a = load_pool_arrays(cfg.pool, cfg.encoder)
+    res = run_simulation(cfg, arrays=a)
+    src = a.source
+    assert len(calls) == 2 and len(calls[0][1]) == len(src) and len(calls[1][1]) == len(src) + 3
+    oof = crossfit_predictions(a.X[src], a.mos[src], a.datasets[src], folds=cfg.crossfit_folds, seed=0, **cfg.base)
+    for _, err in calls:
+        np.testing.assert_allclose(err[: len(src)], np.abs(oof - a.mos[src]), rtol=1e-6)
+    base = train_base(a.X[src], a.mos[src], a.datasets[src], seed=0, **cfg.base)
+    assert np.abs(oof - a.mos[src]).mean() > np.abs(predict_quality(base, a.X[src]) - a.mos[src]).mean()
+    r1 = res.picks_frame().query("round == 1").sort_values("pick_order")
+    # round 1 selects with the base model: its prediction then is what round 2's g learns from
+    np.testing.assert_allclose(r1.pred_at_selection, predict_quality(base, a.X[r1.row.to_numpy()]), rtol=1e-6)
+    np.testing.assert_allclose(calls[1][1][len(src):], np.abs(r1.pred_at_selection - r1.label), rtol=1e-6)
+
+    # the in-sample rule (kept for comparison) gives different supervision for the same picks
+    calls.clear()
+    run_simulation(_cfg(pool, model, tmp_path, strategies=["mds"], seeds=[0], source_errors="in_sample",
+                        target_errors="current"), arrays=a)
+    in_sample = calls[1][1]
+    assert not np.allclose(in_sample[len(src):], np.abs(r1.pred_at_selection - r1.label))
+    assert in_sample[: len(src)].mean() < np.abs(oof - a.mos[src]).mean()

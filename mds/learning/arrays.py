@@ -116,6 +116,40 @@ def predict_quality(model: nn.Module, features: np.ndarray) -> np.ndarray:
     return predict_scores(model, np.asarray(features, dtype=np.float32)).astype(np.float64)
 
 
+def crossfit_predictions(
+    features: np.ndarray,
+    mos: np.ndarray,
+    groups: Sequence[Any] | np.ndarray | None = None,
+    *,
+    folds: int = 5,
+    seed: int = 0,
+    **base_options: Any,
+) -> np.ndarray:
+    """Out-of-fold predictions of the base architecture: each video is predicted by a model
+    (:func:`train_base` with ``base_options``) trained on the other folds, never on itself.
+
+    ``|crossfit − MOS|`` is an out-of-sample error, the honest supervision of g on the set
+    the base model itself was trained on (its in-sample errors only measure fit).
+    Folds are seeded and stratified by group.
+    """
+    X = np.asarray(features, dtype=np.float32)
+    y = np.asarray(mos, dtype=np.float64)
+    grp = _groups(groups, len(X))
+    if folds < 2 or len(X) < 2 * folds:
+        raise ValueError(f"cross-fitting needs folds >= 2 and at least {2 * folds} videos")
+    rng = np.random.default_rng(seed)
+    fold = np.empty(len(X), dtype=np.int64)
+    for g in sorted(set(grp.tolist()), key=str):
+        idx = np.flatnonzero(grp == g)
+        fold[idx[rng.permutation(len(idx))]] = np.arange(len(idx)) % folds
+    out = np.empty(len(X), dtype=np.float64)
+    for k in range(folds):
+        te, tr = fold == k, fold != k
+        m = train_base(X[tr], y[tr], grp[tr], seed=seed + 1 + k, **base_options)
+        out[te] = predict_quality(m, X[te])
+    return out
+
+
 def _quality_core(model: nn.Module) -> QualityNet:
     """The QualityNet inside a (possibly peft-wrapped) model."""
     m = model

@@ -6,7 +6,10 @@
   :data:`LABEL_PRIORITY` (then the newest).
 * The failure predictor's supervision is each labelled video's error computed
   with the evaluator's own :meth:`~mds.evaluators.base.Evaluator.error` on its
-  stored prediction.
+  stored prediction. It must be *out-of-sample*: a video labelled in a round
+  uses the prediction of the base model that was current when it was selected
+  (stored by that round's ``score`` step, before any fine-tuning on its label),
+  see :func:`selection_time_versions`.
 * Inputs: the CPU default's quality features (cached) or, for ``--features
   ENCODER``, pooled vectors from the embedding store or an imported feature file.
 """
@@ -40,6 +43,7 @@ class LabelSet:
     mos_norm: np.ndarray
     ranges: dict[str, tuple[float, float]] = field(default_factory=dict)
     round_ids: list[int] = field(default_factory=list)
+    video_rounds: list[int | None] = field(default_factory=list)  # per video: the round of its label
 
     def __len__(self) -> int:
         return len(self.video_ids)
@@ -104,7 +108,8 @@ def load_labels(
     ranges = dataset_ranges(session, set(datasets))
     norm = np.array([normalise(m, ranges[d]) for m, d in zip(mos, datasets, strict=True)], dtype=np.float64)
     rids = sorted({int(chosen[i][0].round_id) for i in ids if chosen[i][0].round_id is not None})
-    return LabelSet(ids, datasets, mos, norm, ranges, rids)
+    vr = [chosen[i][0].round_id for i in ids]
+    return LabelSet(ids, datasets, mos, norm, ranges, rids, vr)
 
 
 @dataclass
@@ -119,6 +124,7 @@ class Supervision:
     mos_norm: np.ndarray
     errors: np.ndarray
     skipped: int = 0  # labelled videos without a usable prediction
+    video_versions: list[str] = field(default_factory=list)  # the evaluator version each error comes from
 
 
 def pick_version(session: Session, evaluator: str, video_ids: Sequence[int]) -> str:
@@ -173,26 +179,64 @@ def error_rule(name: str) -> Any:
         raise
 
 
+def selection_time_versions(session: Session, evaluator: str, labels: LabelSet) -> dict[int, str]:
+    """``video_id -> evaluator version`` of the base model in use when each round-labelled video was
+    selected: the version its round's ``score`` step stored predictions with (before that round's
+    fine-tuning saw the label). Videos whose round has no such record are left out."""
+    from mds.db.models import Round
+
+    by_round: dict[int, str | None] = {}
+    out: dict[int, str] = {}
+    for vid, rid in zip(labels.video_ids, labels.video_rounds or [None] * len(labels), strict=True):
+        if rid is None:
+            continue
+        if rid not in by_round:
+            rnd = session.get(Round, rid)
+            ver = None
+            if rnd is not None:
+                score = (rnd.steps or {}).get("score") or {}
+                if score.get("evaluator") in (None, evaluator):
+                    ver = score.get("evaluator_version")
+                if ver is None and rnd.base_checkpoint_id is not None:
+                    ver = session.scalar(select(Prediction.evaluator_version).where(
+                        Prediction.evaluator == evaluator, Prediction.checkpoint_id == rnd.base_checkpoint_id,
+                        Prediction.variant == "").limit(1))
+            by_round[rid] = ver
+        if by_round[rid] is not None:
+            out[vid] = by_round[rid]
+    return out
+
+
 def supervision(
     session: Session,
     evaluator: Any,
     labels: LabelSet,
     *,
     evaluator_version: str | None = None,
+    versions: dict[int, str] | None = None,
 ) -> Supervision:
-    """Errors of ``evaluator`` (an :class:`Evaluator` or :class:`ImportedScalar`) on ``labels``."""
+    """Errors of ``evaluator`` (an :class:`Evaluator` or :class:`ImportedScalar`) on ``labels``.
+
+    ``versions`` overrides the evaluator version per video (e.g. the selection-time
+    versions of round-labelled videos, :func:`selection_time_versions`); the others use
+    ``evaluator_version`` (default: the version with most predictions).
+    """
     from mds.evaluators.base import EvalResult
 
     name = evaluator.name
+    versions = versions or {}
     version = evaluator_version or pick_version(session, name, labels.video_ids)
+    wanted = {vid: versions.get(vid, version) for vid in labels.video_ids}
     preds = {
         p.video_id: p
         for p in session.scalars(
-            select(Prediction).where(Prediction.evaluator == name, Prediction.evaluator_version == version,
+            select(Prediction).where(Prediction.evaluator == name,
+                                     Prediction.evaluator_version.in_(sorted(set(wanted.values()))),
                                      Prediction.variant == "", Prediction.video_id.in_(labels.video_ids))
         )
+        if wanted[p.video_id] == p.evaluator_version
     }
-    ids, ds, pr, mn, er = [], [], [], [], []
+    ids, ds, pr, mn, er, vv = [], [], [], [], [], []
     skipped = 0
     for vid, d, m in zip(labels.video_ids, labels.datasets, labels.mos_norm, strict=True):
         p = preds.get(vid)
@@ -212,12 +256,13 @@ def supervision(
         pr.append(float(p.score))
         mn.append(float(m))
         er.append(float(e))
+        vv.append(p.evaluator_version)
     if len(ids) < 4:
         raise TrainingError(f"only {len(ids)} labelled videos have a usable prediction of {name} ({version})")
     errors = np.array(er)
     if isinstance(evaluator, ImportedScalar):
         errors = evaluator.errors(np.array(pr), np.array(mn), ds)
-    return Supervision(name, version, ids, ds, np.array(pr), np.array(mn), errors, skipped)
+    return Supervision(name, version, ids, ds, np.array(pr), np.array(mn), errors, skipped, vv)
 
 
 # --- inputs ---------------------------------------------------------------------------------------

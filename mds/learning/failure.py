@@ -135,6 +135,7 @@ def train_failure_predictor(
     patience: int = 12,
     seed: int = 0,
     force: bool = False,
+    selection_time_errors: bool = True,
     on_epoch: EpochFn | None = None,
     on_step: Callable[[int], None] | None = None,
 ) -> FailureTrainReport:
@@ -142,12 +143,22 @@ def train_failure_predictor(
 
     Supervision: the labelled ``splits`` plus (``include_rounds``) every label gathered in
     rounds, so that from round 2 on g also learns where the base fails on the target pool.
+    The errors are out-of-sample: a round-labelled video's error is that of the base model
+    that was current when it was selected (``selection_time_errors``; its prediction stored
+    by the round's ``score`` step), not of a model already fine-tuned on its label.
     """
     from mds.config import load_settings
     from mds.db.engine import make_sessionmaker
     from mds.learning import checkpoints as ck
     from mds.learning.arrays import fit_failure_predictor, predict_difficulty
-    from mds.learning.data import QUALITY_FEATURES, error_rule, inputs_for, load_labels, supervision
+    from mds.learning.data import (
+        QUALITY_FEATURES,
+        error_rule,
+        inputs_for,
+        load_labels,
+        selection_time_versions,
+        supervision,
+    )
     from mds.quality.loading import load_quality_model
 
     data_dir = Path(data_dir) if data_dir else load_settings(db_url=db_url).data_dir
@@ -172,7 +183,9 @@ def train_failure_predictor(
         if len(labels) < 8:
             raise TrainingError(f"only {len(labels)} labelled videos in {', '.join(splits)}: need at least 8")
         ev = error_rule(evaluator)
-        sup = supervision(s, ev, labels, evaluator_version=evaluator_version)
+        at_selection = selection_time_versions(s, evaluator, labels) if selection_time_errors else {}
+        sup = supervision(s, ev, labels, evaluator_version=evaluator_version, versions=at_selection)
+        n_sel_time = sum(1 for v in sup.video_ids if v in at_selection)
         X, ok_ids, failures = inputs_for(s, data_dir, source, sup.video_ids)
         pos = {v: i for i, v in enumerate(sup.video_ids)}
         keep = [pos[v] for v in ok_ids]
@@ -195,7 +208,10 @@ def train_failure_predictor(
         config = {"digest": digest, "mode": mode, "input": source, "hyperparameters": hp,
                   "evaluator_version": sup.evaluator_version, "objective": "thurstone-fidelity (ties -> 1)",
                   "n_labelled": len(labels), "n_used": len(keep), "datasets": sorted(set(groups.tolist())),
-                  "label_rounds": labels.round_ids}
+                  "label_rounds": labels.round_ids,
+                  "errors": {"rounds": "selection-time" if selection_time_errors else "current",
+                             "n_selection_time": n_sel_time,
+                             "versions": sorted(set(sup.video_versions))}}
         if row is None:
             row = ck.create_checkpoint(s, data_dir, kind="failure_predictor", name=name, evaluator=evaluator,
                                        parent_id=base_ck.id if base_ck else None, config=config,

@@ -69,8 +69,9 @@ def predictions(db_url: str, evaluator: str, version: str) -> dict[int, float]:
 
 def difficulty(db_url: str, evaluator: str, base_checkpoint_id: int, *, data_dir: Path, seed: int,
                options: dict[str, Any]) -> tuple[int, str, dict[str, Any]]:
-    """Train g on the current base model's errors on everything labelled (source split and earlier
-    rounds' picks), reused when the same training was done before, then score the pool."""
+    """Train g on everything labelled (source split and earlier rounds' picks), reused when the same
+    training was done before, then score the pool. Earlier picks carry out-of-sample errors: those of
+    the base model their round selected them with (its stored predictions), not of the current one."""
     from mds.learning.failure import score_failure_predictor, train_failure_predictor
 
     rep = train_failure_predictor(db_url, evaluator=evaluator, data_dir=data_dir, splits=("source", "pool"),

@@ -11,6 +11,13 @@ Example (TOML)::
     labels = "annotators"               # or "oracle": exact pseudo-MOS instead of simulated raters
     ratings_per_video = 5
     lambda = 0.25                       # MDS trade-off (default: the selection engine's default)
+    source_errors = "in_sample"         # g's supervision on the source set: the current model's errors
+                                        # (as `mds round start` uses), or out-of-fold errors of the base
+                                        # architecture ("crossfit", `crossfit_folds` folds)
+    target_errors = "selection"         # picks: error of the model in use when they were selected
+                                        # ("selection"), or of the current model ("current", in-sample
+                                        # once fine-tuned on them; kept for comparison only)
+    g_ensemble = 1                      # average the difficulty of this many g's (seeds)
 
     [encoder]                           # CLIP frame embeddings for the diversity term
     model = "ViT-S-32"
@@ -35,6 +42,8 @@ from mds.errors import ConfigError
 
 STRATEGIES = ("random", "difficulty", "diversity", "mds")
 LABEL_MODES = ("annotators", "oracle")
+SOURCE_ERRORS = ("crossfit", "in_sample")
+TARGET_ERRORS = ("selection", "current")
 
 
 @dataclass
@@ -65,6 +74,10 @@ class SimConfig:
     failure: dict[str, Any] = field(default_factory=dict)
     finetune: dict[str, Any] = field(default_factory=dict)
     embedding_map: str = "pca"  # pca | tsne
+    source_errors: str = "in_sample"
+    crossfit_folds: int = 5
+    target_errors: str = "selection"
+    g_ensemble: int = 1
 
     def __post_init__(self) -> None:
         if isinstance(self.encoder, dict):
@@ -80,6 +93,12 @@ class SimConfig:
             raise ConfigError("rounds must be at least 1")
         if self.labels not in LABEL_MODES:
             raise ConfigError(f"labels must be one of {', '.join(LABEL_MODES)}, not {self.labels!r}")
+        if self.source_errors not in SOURCE_ERRORS:
+            raise ConfigError(f"source_errors must be one of {', '.join(SOURCE_ERRORS)}, not {self.source_errors!r}")
+        if self.target_errors not in TARGET_ERRORS:
+            raise ConfigError(f"target_errors must be one of {', '.join(TARGET_ERRORS)}, not {self.target_errors!r}")
+        if self.crossfit_folds < 2 or self.g_ensemble < 1:
+            raise ConfigError("crossfit_folds must be at least 2 and g_ensemble at least 1")
         if self.embedding_map not in ("pca", "tsne"):
             raise ConfigError("embedding_map must be 'pca' or 'tsne'")
 

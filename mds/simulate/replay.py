@@ -3,9 +3,12 @@
 One *arm* is (seed, strategy, budget). Per seed the base model f0 is trained on the
 labelled source set; every arm of that seed starts from the same f0. Each round:
 
-1. difficulty: g is trained on the current model's errors on everything labelled so
-   far (source set + earlier picks), pairwise within a dataset, then scores the
-   remaining pool (only for strategies that use it);
+1. difficulty: g is retrained on everything labelled so far with *out-of-sample*
+   errors (pairs within a dataset), then scores the remaining pool (only for
+   strategies that use it). Earlier picks carry the error of the model that was in
+   use when they were selected (its prediction stored before any fine-tuning on
+   their labels); the source set carries the current model's errors, or with
+   ``source_errors = "crossfit"`` out-of-fold errors of the base architecture;
 2. selection: ``budget`` of the remaining pool with the strategy (MDS: greedy
    g + λ · mean Chamfer distance to the picks; earlier rounds' picks count as already
    selected in the diversity term);
@@ -18,7 +21,8 @@ Per round it records test SRCC/PLCC (target test split, and the source test spli
 to watch forgetting), the current model's mean absolute error on the picks and on
 the whole remaining pool (and their ratio), the failure-identification SRCC of the
 model on the picks (lower = harder picks), and the mean pairwise Chamfer distance of
-the picks (diversity).
+the picks (diversity), and Spearman(g, true error) on the remaining pool (how well g
+ranks where the model in use fails).
 """
 
 from __future__ import annotations
@@ -96,6 +100,12 @@ def _corr(pred: np.ndarray, mos: np.ndarray) -> tuple[float, float]:
     return c.srcc, c.plcc
 
 
+def _spearman(a: np.ndarray, b: np.ndarray) -> float:
+    from scipy.stats import spearmanr
+
+    return float(spearmanr(a, b).statistic)
+
+
 def mean_pairwise_chamfer(frames: np.ndarray) -> float:
     """Mean pairwise Chamfer distance of a set of frame sets (the Div term of MDS-VQA)."""
     from selection.distances import FrameBank
@@ -126,12 +136,41 @@ class _Labeller:
         return np.array(out)
 
 
+def source_errors(a: PoolArrays, cfg: SimConfig, base: Any, seed: int) -> np.ndarray | None:
+    """g's supervision on the source set for one seed: cross-fitted errors (or None for in-sample)."""
+    from mds.learning.arrays import crossfit_predictions
+
+    if cfg.source_errors != "crossfit":
+        return None
+    src = a.source
+    oof = crossfit_predictions(a.X[src], a.mos[src], a.datasets[src], folds=cfg.crossfit_folds, seed=seed,
+                               **cfg.base)
+    return np.abs(oof - a.mos[src])
+
+
+def _difficulty(current: Any, a: PoolArrays, cfg: SimConfig, rows: np.ndarray, err: np.ndarray,
+                remaining: np.ndarray, seed: int) -> np.ndarray:
+    """g trained on ``err`` of ``rows`` (``cfg.g_ensemble`` seeds, scores averaged) on the remaining pool."""
+    from mds.learning import fit_failure_predictor, predict_difficulty
+
+    out = np.zeros(len(remaining))
+    for m in range(cfg.g_ensemble):
+        g = fit_failure_predictor(current, a.X[rows], err, a.datasets[rows], seed=seed + 7 * m, **cfg.failure)
+        out += predict_difficulty(g, a.X[remaining])
+    return out / cfg.g_ensemble
+
+
 def run_arm(
     a: PoolArrays, cfg: SimConfig, *, seed: int, strategy: str, budget: str, base: Any,
     labeller: Callable[[np.ndarray], np.ndarray], tick: Callable[[], None] | None = None,
+    source_err: np.ndarray | None = None,
 ) -> tuple[list[dict], list[dict]]:
-    """Run ``cfg.rounds`` rounds of one (seed, strategy, budget) arm from the base model ``base``."""
-    from mds.learning import finetune_base, fit_failure_predictor, predict_difficulty, predict_quality
+    """Run ``cfg.rounds`` rounds of one (seed, strategy, budget) arm from the base model ``base``.
+
+    ``source_err``: fixed (e.g. cross-fitted) errors of the source rows for g; ``None``
+    uses the current model's in-sample errors on them each round.
+    """
+    from mds.learning import finetune_base, predict_quality
     from mds.learning.arrays import merge_finetuned
     from selection.api import resolve_budget, select
 
@@ -141,6 +180,8 @@ def run_arm(
     k = resolve_budget(budget, len(pool))
     lab_rows = list(src)
     lab_y = list(a.mos[src])  # source labels are known (the labelled source set)
+    # out-of-sample error of every pick: |prediction of the model in use at its selection - its label|
+    pick_err: list[float] = []
     picked: list[int] = []
     model = base
     rounds: list[dict] = []
@@ -162,9 +203,12 @@ def run_arm(
         difficulty = None
         if strategy in ("mds", "difficulty"):
             lr = np.array(lab_rows)
-            err = np.abs(predict_quality(current, a.X[lr]) - np.array(lab_y))
-            g = fit_failure_predictor(current, a.X[lr], err, a.datasets[lr], seed=seed + 1000 * r, **cfg.failure)
-            difficulty = predict_difficulty(g, a.X[remaining])
+            err = np.abs(predict_quality(current, a.X[lr]) - np.array(lab_y))  # in-sample (fit) errors
+            if source_err is not None:
+                err[: len(src)] = source_err
+            if cfg.target_errors == "selection":
+                err[len(src):] = pick_err
+            difficulty = _difficulty(current, a, cfg, lr, err, remaining, seed + 1000 * r)
         needs_features = strategy in ("mds", "diversity")
         res = select(
             strategy, k, ids=remaining, difficulty=difficulty,
@@ -184,8 +228,10 @@ def run_arm(
             picks.append({"seed": seed, "strategy": strategy, "budget": budget, "round": r, "pick_order": order,
                           "row": int(row), "name": a.names[row], "difficulty": p.difficulty, "diversity": p.diversity,
                           "total": p.total, "label": float(yy), "true_mos": float(a.mos[row]),
+                          "pred_at_selection": float(pred_pool[pos[int(row)]]),
                           "error": float(err_pool[pos[int(row)]]), **{k2: a.meta[row][k2] for k2 in
                                                                         ("distortion", "content", "level")}})
+        pick_err += [float(abs(pred_pool[pos[int(s)]] - yy)) for s, yy in zip(sel, y)]
         picked += [int(s) for s in sel]
         lab_rows += [int(s) for s in sel]
         lab_y += [float(v) for v in y]
@@ -196,6 +242,7 @@ def run_arm(
             "error_ratio": float(err_sel.mean() / max(err_pool.mean(), 1e-12)),
             "sel_fi_srcc": fi_srcc, "sel_fi_plcc": fi_plcc,
             "sel_diversity": mean_pairwise_chamfer(a.frames[sel]),
+            "g_pool_srcc": _spearman(difficulty, err_pool) if difficulty is not None else None,
             "label_mae": float(np.mean(np.abs(y - a.mos[sel]))),
         }))
         if tick:
@@ -225,10 +272,12 @@ def run_simulation(cfg: SimConfig, *, arrays: PoolArrays | None = None, progress
     for seed in cfg.seeds:
         src = a.source
         base = train_base(a.X[src], a.mos[src], a.datasets[src], seed=seed, **cfg.base)
+        uses_g = any(s in ("mds", "difficulty") for s in cfg.strategies)
+        src_err = source_errors(a, cfg, base, seed) if uses_g else None
         for budget in cfg.budgets:
             for strategy in cfg.strategies:
                 rows, picks = run_arm(a, cfg, seed=seed, strategy=strategy, budget=budget, base=base,
-                                      labeller=labeller, tick=tick)
+                                      labeller=labeller, tick=tick, source_err=src_err)
                 for r in rows:
                     r["pool_diversity"] = pool_div
                 result.rounds += rows

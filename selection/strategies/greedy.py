@@ -197,8 +197,9 @@ class MdsStrategy(Strategy):
     """Exact MDS-VQA greedy on per-frame Chamfer distances (difficulty + lambda * mean distance).
 
     Options: ``lambda_`` (default: per encoder, 0.25 for CLIP), ``tie_tol``,
-    ``prune`` (exact candidate pruning, default on), ``prefilter_m`` (approximate:
-    keep only the top-M by g; off by default).
+    ``prune`` (exact candidate pruning, default on), ``verify`` (float32 screening
+    with float64 re-checks of close contenders, default on; exact), ``prefilter_m``
+    (approximate: keep only the top-M by g; off by default).
     """
 
     name = "mds"
