@@ -236,7 +236,8 @@ def select_round(
     # round of a campaign has the same size; a count is taken as given.
     counts = info["counts"]
     k = resolve_budget(budget, counts["matched"] - counts.get("meta_filtered", 0))
-    k = min(k, problem.n)
+    if resolve_budget(budget, 10**9) != resolve_budget(budget, 1):  # a fraction: never more than is left
+        k = min(k, problem.n)
     result: SelectionResult = strat.select(problem, k, seed=seed)
     snapshot = {
         "strategy": strat.name,

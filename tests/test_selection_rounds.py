@@ -47,7 +47,7 @@ def test_select_round_mds_matches_reference(db_url: str, tmp_path: Path) -> None
     assert {"rank_difficulty", "margin", "runner_up"} <= set(s1.extra)
     # Videos of an unfinished round are in flight: the next round picks others.
     rnd2 = select_round(db_url, strategy="mds", budget="10%", data_dir=tmp_path / "data")
-    assert rnd2.number == 2 and rnd2.budget == 2  # 10% of the 22 left
+    assert rnd2.number == 2 and rnd2.budget == 3  # 10% of the filtered pool of 30 (8 already picked)
     assert not {s.video_id for s in rnd.selections} & {s.video_id for s in rnd2.selections}
     assert rnd2.config["filters"]["exclude_in_flight"] is True
     with pytest.raises(SelectionError, match="already exists"):

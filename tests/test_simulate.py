@@ -40,6 +40,10 @@ def test_config_files_and_errors(tmp_path: Path) -> None:
     (tmp_path / "f.json").write_text(json.dumps({"pool": "p", "budget": 3}))
     with pytest.raises(ConfigError, match="unknown keys"):
         load_config(tmp_path / "f.json")
+    (tmp_path / "h.json").write_text(json.dumps({"pool": "p", "source_errors": "oracle"}))
+    with pytest.raises(ConfigError, match="source_errors must be one of"):
+        load_config(tmp_path / "h.json")
+    assert cfg.source_errors == "in_sample" and cfg.target_errors == "selection" and cfg.g_ensemble == 1
     (tmp_path / "g.toml").write_text("pool = [")
     with pytest.raises(ConfigError, match="cannot parse"):
         load_config(tmp_path / "g.toml")
@@ -123,7 +127,7 @@ def test_g_learns_from_out_of_sample_errors(setup: tuple[Path, str], tmp_path: P
     real = mds.learning.fit_failure_predictor
     calls: list[tuple[np.ndarray, np.ndarray]] = []
 
-    def recording(base, X, err, groups, **kw):  # noqa: ANN001, ANN202 - records, then trains for real
+    def recording(base, X, err, groups, **kw):  # records the supervision, then trains for real
         calls.append((np.array(X), np.array(err)))
         return real(base, X, err, groups, **kw)
 
