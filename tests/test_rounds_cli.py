@@ -127,3 +127,15 @@ def test_finish_needs_a_started_round(pool_dir: Path, sqlite_url: str, tmp_path:
     settings = Settings(project_dir=tmp_path, db_url=sqlite_url, data_dir=tmp_path / ".mds", raw={})
     with pytest.raises(ConfigError, match="has not been started completely"):
         finish_round(sqlite_url, settings=settings)
+
+
+def test_random_clip_weights_only_when_asked_for() -> None:
+    from mds.cli.rounds import resolve_clip_pretrained
+    from mds.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="--clip-pretrained none"):
+        resolve_clip_pretrained(None, "mds", {})
+    assert resolve_clip_pretrained("none", "mds", {}) is None  # explicit random init
+    assert resolve_clip_pretrained(None, "mds", {"clip_pretrained": "/w/clip.bin"}) == "/w/clip.bin"
+    assert resolve_clip_pretrained("/x.bin", "diversity", {"clip_pretrained": "/w/clip.bin"}) == "/x.bin"
+    assert resolve_clip_pretrained(None, "random", {}) is None  # no embeddings needed

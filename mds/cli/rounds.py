@@ -50,9 +50,29 @@ def _print_status(st: dict) -> None:
             c.print(f"  ... {len(st['selection']) - 20} more (--json for all)")
 
 
+def resolve_clip_pretrained(given: str | None, strategy: str, rounds_cfg: dict) -> str | None:
+    """The CLIP weights of a round; random init only when asked for with ``none``.
+
+    Strategies that use diversity need embeddings, and an encoder without weights measures
+    low-level appearance only, so it is never a silent default.
+    """
+    from mds.errors import ConfigError
+
+    value = given if given is not None else rounds_cfg.get("clip_pretrained")
+    if value is None:
+        if strategy in ("mds", "diversity"):
+            raise ConfigError(
+                f"the {strategy} strategy needs CLIP weights: give --clip-pretrained PATH (a file, a directory, "
+                "hf-hub:REPO or a cached tag) or --clip-pretrained none for a randomly initialised encoder"
+            )
+        return None
+    return None if str(value).lower() == "none" else str(value)
+
+
 def register(app: typer.Typer) -> None:
     """Add the ``round`` command group."""
     rounds = typer.Typer(help="Labelling rounds: start, finish, status, ls.", no_args_is_help=True)
+
     app.add_typer(rounds, name="round")
 
     @rounds.command("start")
@@ -63,7 +83,7 @@ def register(app: typer.Typer) -> None:
         lambda_: Annotated[float | None, typer.Option("--lambda", help="MDS trade-off (default: per encoder).")] = None,
         evaluator: Annotated[str, typer.Option("--evaluator", "-e", envvar="MDS_EVALUATOR")] = "cpu-default",
         clip_model: Annotated[str, typer.Option("--clip-model")] = "ViT-S-32",
-        clip_pretrained: Annotated[str | None, typer.Option("--clip-pretrained", help="CLIP weights; default random init.")] = None,
+        clip_pretrained: Annotated[str | None, typer.Option("--clip-pretrained", help="CLIP weights (file, dir, hf-hub:REPO, cached tag; or [rounds] clip_pretrained in mds.toml). 'none' = random init, only when asked for.")] = None,
         clip_frames: Annotated[int, typer.Option("--clip-frames")] = 4,
         labels: Annotated[str, typer.Option("--labels", help="auto, labelstudio or simulated.")] = "auto",
         oracle: Annotated[str | None, typer.Option("--oracle", help="Demo pool folder / oracle CSV for simulated annotators.")] = None,
@@ -78,6 +98,7 @@ def register(app: typer.Typer) -> None:
         from mds.rounds import RoundConfig, start_round
 
         ensure_torchvision()
+        clip_pretrained = resolve_clip_pretrained(clip_pretrained, strategy, settings().section("rounds"))
         cfg = RoundConfig(strategy=strategy, budget=budget, seed=seed, lambda_=lambda_, evaluator=evaluator,
                           clip_model=clip_model, clip_pretrained=clip_pretrained, clip_frames=clip_frames,
                           labels=labels, oracle=oracle, ratings_per_video=ratings, simulate_raters=simulate_raters,
