@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["FrameBank", "PooledBank", "as_bank", "chamfer", "pooled_distances"]
+__all__ = ["FrameBank", "PooledBank", "as_bank", "chamfer", "chamfer_block", "pooled_distances"]
 
 # Working-set cap for one batched distance block (elements of the Ta x n x F matrix).
 _BLOCK_ELEMENTS = 8_000_000
@@ -32,6 +32,39 @@ def chamfer(a: np.ndarray, b: np.ndarray) -> float:
     d2 = (a * a).sum(1)[:, None] + (b * b).sum(1)[None, :] - 2.0 * (a @ b.T)
     np.maximum(d2, 0.0, out=d2)
     return 0.5 * (float(np.sqrt(d2.min(1)).mean()) + float(np.sqrt(d2.min(0)).mean()))
+
+
+def chamfer_block(
+    x: np.ndarray, sqx: np.ndarray, cx: np.ndarray, q: np.ndarray, sqq: np.ndarray, cq: np.ndarray
+) -> np.ndarray:
+    """Chamfer distances between every set of ``x`` (n, F, D) and every set of ``q`` (P, Fq, D): ``(n, P)``.
+
+    ``sqx``/``sqq`` are the squared frame norms with +inf on padded frames, ``cx``/``cq`` the frame
+    counts. One matmul per block of rows; row and column minima from the same matrix.
+    """
+    n, f, d = x.shape
+    p, fq, _ = q.shape
+    out = np.empty((n, p), dtype=np.float64)
+    qflat = q.reshape(p * fq, d)
+    sqq_flat = sqq.reshape(1, 1, p * fq)
+    qpad = bool(np.isinf(sqq).any())
+    xpad = bool(np.isinf(sqx).any())
+    step = max(1, _BLOCK_ELEMENTS // max(1, f * p * fq))
+    for s in range(0, n, step):
+        e = min(n, s + step)
+        d2 = sqx[s:e, :, None] + sqq_flat - 2.0 * (x[s:e].reshape(-1, d) @ qflat.T).reshape(e - s, f, p * fq)
+        np.maximum(d2, 0.0, out=d2)
+        d2 = d2.reshape(e - s, f, p, fq)
+        q_min = np.sqrt(d2.min(axis=1))  # (n, P, Fq): each pick frame to its nearest candidate frame
+        x_min = np.sqrt(d2.min(axis=3))  # (n, F, P)
+        if qpad:
+            q_min[~np.isfinite(q_min)] = 0.0
+        if xpad:
+            x_min[~np.isfinite(x_min)] = 0.0
+        q_to_x = q_min.sum(axis=2) / cq[None, :]
+        x_to_q = x_min.sum(axis=1) / cx[s:e, None]
+        out[s:e] = 0.5 * (q_to_x + x_to_q)
+    return out
 
 
 @dataclass

@@ -42,7 +42,9 @@ def reference_greedy(g: list[float], feats: list[np.ndarray], k: int, lam: float
     return selected
 
 
-def synthetic(n: int, f: int | tuple[int, int], d: int, seed: int, dup: int = 0) -> tuple[list[float], list[np.ndarray]]:
+def synthetic(
+    n: int, f: int | tuple[int, int], d: int, seed: int, dup: int = 0
+) -> tuple[list[float], list[np.ndarray]]:
     """Clustered unit-norm frame sets (fp16-rounded like stored features) and quantised difficulties."""
     rng = np.random.default_rng(seed)
     centres = rng.normal(size=(max(2, n // 5), d))
@@ -85,21 +87,26 @@ def test_batched_chamfer_matches_reference_pairs() -> None:
         (45, 8, 8, 9, 0.0, 6, 4),  # lambda 0: ties in g resolved by input order
     ],
 )
-def test_exact_mode_matches_reference_loop(n, f, d, k, lam, seed, dup) -> None:
+@pytest.mark.parametrize("lazy", [True, False])
+def test_exact_mode_matches_reference_loop(n, f, d, k, lam, seed, dup, lazy) -> None:
     g, feats = synthetic(n, f, d, seed, dup)
     expected = reference_greedy(g, feats, k, lam)
-    got = select("mds", k, difficulty=g, features=feats, lambda_=lam, dtype=np.float64)
+    got = select("mds", k, difficulty=g, features=feats, lambda_=lam, dtype=np.float64, lazy=lazy)
     assert got.positions == expected
+    assert got.params["lazy"] is lazy
     # Without the exact pruning the picks are the same too.
-    got2 = select("mds", k, difficulty=g, features=feats, lambda_=lam, prune=False)
+    got2 = select("mds", k, difficulty=g, features=feats, lambda_=lam, prune=False, lazy=lazy)
     assert got2.positions == expected
-    # float32 screening + exact float64 verification of the close contenders: the same picks.
-    got3 = select("mds", k, difficulty=g, features=feats, lambda_=lam, dtype=np.float32, prune=False)
+    # float32 storage (screened + verified, or lazily computed in float64): the same picks.
+    got3 = select(
+        "mds", k, difficulty=g, features=feats, lambda_=lam, dtype=np.float32, prune=False, lazy=lazy
+    )
     assert got3.positions == expected
     if lam > 0 and k > 2:
         assert got3.params["verified_pairs"] > 0
-    np.testing.assert_allclose([p.diversity or 0 for p in got3.picks], [p.diversity or 0 for p in got.picks],
-                               atol=1e-9)
+    np.testing.assert_allclose(
+        [p.diversity or 0 for p in got3.picks], [p.diversity or 0 for p in got.picks], atol=1e-9
+    )
 
 
 def test_audit_terms_recompute_from_reference_distances() -> None:
@@ -150,3 +157,94 @@ def test_verified_float32_on_near_ties() -> None:
     got = select("mds", 16, difficulty=g, features=feats, lambda_=0.25, dtype=np.float32)
     assert got.positions == expected
     assert got.params["verified_pairs"] > 0
+
+
+def reference_steps(
+    g: list[float], feats: list[np.ndarray], k: int, lam: float, n_ctx: int = 0
+) -> list[np.ndarray]:
+    """Per step, the reference's full score vector (-inf for selected); the first ``n_ctx`` sets are context."""
+    cand = feats[n_ctx:]
+    g_arr = np.array(g, dtype=np.float64)
+    s = np.array([sum(reference_chamfer(c, x) for c in feats[:n_ctx]) for x in cand], dtype=np.float64)
+    selected: list[int] = []
+    out = []
+    for step in range(k):
+        kk = n_ctx + step
+        scores = g_arr + lam * s / kk if kk else g_arr.copy()
+        scores[selected] = -np.inf
+        out.append(scores)
+        new = int(np.argmax(scores))
+        selected.append(new)
+        s += np.array([reference_chamfer(cand[new], x) for x in cand])
+    return out
+
+
+def assert_audit_matches_reference(res, steps: list[np.ndarray], tol: float) -> None:
+    """Pick, diversity, total, ties, runner-up and margin of every step, from the reference's scores."""
+    for p, scores in zip(res.picks, steps):
+        best = scores.max()
+        assert p.position == int(np.flatnonzero(scores >= best - tol)[0])
+        assert p.total == pytest.approx(scores[p.position], abs=1e-9)
+        assert p.extra["ties"] == int((scores >= best - tol).sum())
+        rest = scores.copy()
+        rest[p.position] = -np.inf
+        if np.isfinite(rest).any():
+            # The runner-up is the best of the rest, with the pick's tie rule (lowest position within tol).
+            assert p.extra["runner_up"] == int(np.flatnonzero(rest >= rest.max() - tol)[0])
+            assert p.extra["margin"] == pytest.approx(scores[p.position] - rest.max(), abs=1e-9)
+        else:
+            assert p.extra["runner_up"] is None and p.extra["margin"] is None
+
+
+@pytest.mark.parametrize(
+    ("n", "f", "k", "lam", "seed", "dup", "levels"),
+    [
+        (40, 4, 12, 0.25, 30, 10, [3.0]),  # all g equal, many duplicated videos: exact ties everywhere
+        (50, (2, 6), 20, 25.0, 31, 6, None),  # lambda large: diversity dominates
+        (36, 5, 10, 0.0, 32, 6, [2.0, 3.0]),  # lambda 0: g ties resolved by input order
+        (24, (1, 4), 24, 0.25, 33, 4, None),  # K = N
+        (24, 3, 23, 1.0, 34, 3, None),  # K = N - 1
+        (40, 4, 15, -0.5, 35, 4, None),  # negative lambda: similarity preferred (bounds flip)
+    ],
+)
+def test_lazy_path_exact_under_stress(n, f, k, lam, seed, dup, levels) -> None:
+    g, feats = synthetic(n, f, 8, seed, dup)
+    if levels is not None:
+        g = [levels[i % len(levels)] for i in range(n)]
+        for i in range(dup):
+            g[n - 1 - i] = g[i]
+    expected = reference_greedy(g, feats, k, lam)
+    steps = reference_steps(g, feats, k, lam)
+    lazy = select("mds", k, difficulty=g, features=feats, lambda_=lam, dtype=np.float32, lazy=True)
+    full = select("mds", k, difficulty=g, features=feats, lambda_=lam, dtype=np.float64, lazy=False)
+    assert lazy.positions == full.positions == expected
+    assert_audit_matches_reference(lazy, steps, lazy.params["tie_tol"])
+    for a, b in zip(lazy.picks, full.picks):
+        assert a.extra["ties"] == b.extra["ties"] and a.extra["runner_up"] == b.extra["runner_up"]
+        assert a.extra["rank_difficulty"] == b.extra["rank_difficulty"]
+        assert (a.diversity is None) == (b.diversity is None)
+        assert a.total == pytest.approx(b.total, abs=1e-9)
+        assert a.extra["margin"] == pytest.approx(b.extra["margin"], abs=1e-9)
+
+
+@pytest.mark.parametrize("cache", [True, False])
+def test_lazy_path_with_context_and_padding(cache: bool, monkeypatch: pytest.MonkeyPatch) -> None:
+    if not cache:  # candidates' float64 copies made per use instead of kept
+        monkeypatch.setattr("selection.strategies.greedy._LAZY_CACHE_BYTES", 0)
+    g, feats = synthetic(34, (2, 7), 8, seed=36, dup=3)
+    ctx, cand, gc = feats[:4], feats[4:], g[4:]
+    res = select("mds", 9, difficulty=gc, features=cand, context_features=ctx, lambda_=0.5, lazy=True)
+    steps = reference_steps(gc, feats, 9, 0.5, n_ctx=4)
+    assert res.positions == [int(np.argmax(s)) for s in steps]
+    assert_audit_matches_reference(res, steps, res.params["tie_tol"])
+
+
+def test_lazy_path_skips_candidates_that_cannot_win() -> None:
+    """Quantised g with clear gaps: most distances are never computed, the picks stay the reference's."""
+    g, feats = synthetic(120, 4, 16, seed=37)
+    g = [5.0 - 0.5 * (i % 6) for i in range(120)]  # six levels 0.5 apart, 20 videos each
+    expected = reference_greedy(g, feats, 30, 0.1)
+    res = select("mds", 30, difficulty=g, features=feats, lambda_=0.1, prune=False, lazy=True)
+    assert res.positions == expected
+    full_pairs = sum(120 - 1 - s for s in range(29))  # every pick against every remaining candidate
+    assert 0 < res.params["lazy_pairs"] < full_pairs / 3

@@ -9,13 +9,24 @@ Assessment", CVPR 2026 (arXiv 2603.11525).
 3. After each pick, one batched pass adds the new pick's distances to ``s``.
 
 Tie-breaking: totals within ``tie_tol`` of the maximum are ties; the lowest
-position in the input order wins (the reference's numpy ``argmax`` behaviour).
+position in the input order wins (the reference's numpy ``argmax`` behaviour). The audit's
+runner-up is chosen among the rest by the same rule; its margin is to the best of the rest.
 
 Exact pruning (on by default): at step k < K at least K + 1 - k unselected
 candidates have ``g >= G_(K+1)`` (the (K+1)-th largest g), and the diversity term
 lies in ``[0, lambda * Dmax]`` with ``Dmax = 2 * max frame norm``. A candidate with
 ``g + lambda * Dmax < G_(K+1)`` can therefore never be picked nor be the runner-up,
 so it is dropped before any distance is computed. The picks are identical.
+
+Lazy evaluation (on by default for frame banks): candidate j keeps a running sum
+``s_j`` over the first ``c_j`` picks only. Its exact total at step k is
+``g_j + lambda * S_j / k`` with ``S_j <= s_j + (k - c_j) * Dmax``, an upper bound
+``U_j``. Each step catches up (in float64, one batched block per distinct lag) the
+candidates in descending ``U`` order until no other candidate's bound reaches the
+second-best exact total minus ``tie_tol`` (hence nor the best), so the pick,
+its ties, the runner-up and the margin are those of the full float64 computation.
+With quantised g most candidates are never caught up. Note that this is not the
+submodular "lazy greedy" (whose bounds can be wrong here): ``U_j`` is a true bound.
 
 ``context`` rows (already labelled videos counted as selected, optional) start
 the running sum, so even the first pick maximises ``g + lambda * mean distance``.
@@ -27,7 +38,7 @@ from typing import Any
 
 import numpy as np
 
-from selection.distances import FrameBank, PooledBank
+from selection.distances import FrameBank, PooledBank, chamfer_block
 from selection.strategies.base import (
     Pick,
     SelectionProblem,
@@ -36,6 +47,9 @@ from selection.strategies.base import (
     difficulty_ranks,
     first_max,
 )
+
+# Largest float64 copy of the candidates' frames the lazy path keeps (beyond it: converted per use).
+_LAZY_CACHE_BYTES = 1 << 30
 
 CLIP_LAMBDA = 0.25
 SIGLIP_LAMBDA = 0.075
@@ -66,6 +80,7 @@ def greedy_mds(
     prune: bool = True,
     prefilter_m: int | None = None,
     verify: bool = True,
+    lazy: bool = True,
 ) -> tuple[list[int], list[dict[str, Any]], dict[str, Any]]:
     """Greedy MDS-VQA on positions ``0..len(g)-1`` of ``bank`` (context rows follow the candidates).
 
@@ -73,6 +88,9 @@ def greedy_mds(
     candidate whose screened total is within twice the rounding-error bound of the
     best gets its exact float64 running sum (caught up lazily, pair by pair), and
     the pick is made on exact totals, so the picks equal the float64 ones.
+
+    With ``lazy`` (frame banks only) distances are computed on demand in float64
+    against upper bounds (see the module docstring); ``verify`` then does not apply.
 
     Returns the picked positions, per-pick audit terms and run info (pruning counts).
     """
@@ -93,6 +111,16 @@ def greedy_mds(
     gk = g[keep]
     m = keep.size
     ranks = difficulty_ranks(g)[keep]
+    info["lazy"] = bool(lazy and isinstance(work, FrameBank))
+    if info["lazy"]:
+        picks, audit = _greedy_lazy(gk, work, budget, lambda_, n_context, tie_tol, info)
+        for j, a in zip(picks, audit):
+            r = a.pop("runner_up_position")
+            a["rank_difficulty"] = int(ranks[j])
+            a["ties"] = a.pop("ties")
+            a["runner_up_position"] = int(keep[r]) if r is not None else None
+            a["margin"] = a.pop("margin")
+        return [int(keep[j]) for j in picks], audit, info
 
     screen = verify and isinstance(work, FrameBank) and work.frames.dtype != np.float64
     s = np.zeros(len(work), dtype=np.float64)
@@ -121,7 +149,9 @@ def greedy_mds(
         # float64 copies of the selected frame sets (context first, then picks), in order
         assert isinstance(work, FrameBank)
         cap, f = n_context + budget, work.frames.shape[1]
-        sel = FrameBank(np.zeros((cap, f, work.dim)), np.ones(cap, dtype=np.int64), np.full((cap, f), np.inf), True)
+        sel = FrameBank(
+            np.zeros((cap, f, work.dim)), np.ones(cap, dtype=np.int64), np.full((cap, f), np.inf), True
+        )
 
     def push(row: int) -> None:
         nonlocal n_sel
@@ -159,9 +189,7 @@ def greedy_mds(
             div = div.copy()
             div[close] = s64[close] / k
         j, ties = first_max(total, tie_tol)
-        runner = total.copy()
-        runner[j] = -np.inf
-        r = int(np.argmax(runner)) if np.isfinite(runner).any() else None
+        r, margin = _runner_up(total, j, tie_tol)
         audit.append(
             {
                 "difficulty": float(gk[j]),
@@ -170,7 +198,7 @@ def greedy_mds(
                 "rank_difficulty": int(ranks[j]),
                 "ties": ties,
                 "runner_up_position": int(keep[r]) if r is not None else None,
-                "margin": float(total[j] - runner[r]) if r is not None else None,
+                "margin": margin,
             }
         )
         picks.append(int(keep[j]))
@@ -180,6 +208,135 @@ def greedy_mds(
             add_distances(j)
             k += 1
     return picks, audit, info
+
+
+def _runner_up(total: np.ndarray, j: int, tie_tol: float) -> tuple[int | None, float | None]:
+    """The best of the rest (same tie rule as the pick: lowest position within ``tie_tol``) and the margin."""
+    rest = total.copy()
+    rest[j] = -np.inf
+    if not np.isfinite(rest).any():
+        return None, None
+    r, _ = first_max(rest, tie_tol)
+    return r, float(total[j] - rest.max())
+
+
+def _greedy_lazy(
+    gk: np.ndarray,
+    work: FrameBank,
+    budget: int,
+    lambda_: float,
+    n_context: int,
+    tie_tol: float,
+    info: dict[str, Any],
+) -> tuple[list[int], list[dict[str, Any]]]:
+    """Lazy exact greedy on candidate rows ``0..m-1`` of ``work`` (context rows follow). Float64 distances."""
+    m = gk.shape[0]
+    f, dim = work.frames.shape[1], work.dim
+    cap = n_context + budget
+    # float64 copies of the selected frame sets (context first, then picks), in order
+    sel = np.zeros((cap, f, dim))
+    sel_counts = np.zeros(cap, dtype=np.int64)
+    sel_sq = np.full((cap, f), np.inf)
+    n_sel = 0
+
+    def push(row: int) -> None:
+        nonlocal n_sel
+        c = int(work.counts[row])
+        sel[n_sel, :c] = work.frames[row, :c]
+        sel_counts[n_sel] = c
+        x = sel[n_sel, :c]
+        sel_sq[n_sel, :c] = np.einsum("td,td->t", x, x)
+        n_sel += 1
+
+    for row in range(m, m + n_context):
+        push(row)
+    s = np.zeros(m)  # partial sums over the first ``counted`` selected sets
+    counted = np.zeros(m, dtype=np.int64)
+    alive = np.ones(m, dtype=bool)
+    # Per unseen pick, the bound of one distance: Dmax when lambda >= 0, else 0 (a lower bound of d).
+    per_pick = work.max_distance() if lambda_ >= 0 else 0.0
+    batch, first_batch = 32, 4
+    pairs = 0
+
+    # float64 copies of the candidates' frames, converted on first use (kept when they fit the cache cap)
+    native = work.frames.dtype == np.float64
+    cached = native or m * f * dim * 8 <= _LAZY_CACHE_BYTES
+    x64 = work.frames if native else np.empty((m, f, dim)) if cached else None
+    sq64 = work.sqnorm if native else np.empty((m, f)) if cached else None
+    converted = np.full(m, native)
+
+    def to64(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        x = work.frames[rows].astype(np.float64)
+        sq = np.einsum("nfd,nfd->nf", x, x)
+        if work.padded:
+            sq[np.arange(f)[None, :] >= work.counts[rows][:, None]] = np.inf
+        return x, sq
+
+    def catch_up(idx: np.ndarray, k: int) -> None:
+        nonlocal pairs
+        if cached:
+            new = idx[~converted[idx]]
+            if new.size:
+                x64[new], sq64[new] = to64(new)
+                converted[new] = True
+        lag = counted[idx]
+        # One block per distinct lag: those candidates miss the same picks lag..k-1.
+        for lo in np.unique(lag):
+            rows = idx[lag == lo]
+            x, sq = (x64[rows], sq64[rows]) if cached else to64(rows)
+            d = chamfer_block(x, sq, work.counts[rows], sel[lo:k], sel_sq[lo:k], sel_counts[lo:k])
+            s[rows] += d.sum(axis=1) if k - lo > 1 else d[:, 0]
+            pairs += d.size
+        counted[idx] = k
+
+    picks: list[int] = []
+    audit: list[dict[str, Any]] = []
+    k = n_context
+    for step in range(budget):
+        if k == 0:
+            total = np.where(alive, gk, -np.inf)
+        else:
+            while True:
+                exact = alive & (counted == k)
+                total = np.where(exact, gk + lambda_ * (s / k), -np.inf)
+                lagging = np.flatnonzero(alive & (counted < k))
+                if lagging.size == 0:
+                    break
+                second = float(np.partition(total, m - 2)[m - 2]) if m >= 2 else -np.inf
+                # Candidates that could be the pick or the runner-up (within tie_tol of the best / second).
+                thr = second - tie_tol
+                thr -= 1e-12 * max(1.0, abs(thr))  # rounding slack of the bound itself
+                bound = gk[lagging] + lambda_ * ((s[lagging] + (k - counted[lagging]) * per_pick) / k)
+                reach = bound >= thr
+                if not reach.any():
+                    break
+                cand, cb = lagging[reach], bound[reach]
+                if np.isfinite(thr) and cand.size <= 4 * batch:
+                    catch_up(cand, k)
+                else:
+                    # Highest bounds first; a few suffice to set the threshold that excludes the rest.
+                    order = np.argsort(-cb, kind="stable")[: batch if np.isfinite(thr) else first_batch]
+                    catch_up(np.sort(cand[order]), k)
+        j, ties = first_max(total, tie_tol)
+        r, margin = _runner_up(total, j, tie_tol)
+        audit.append(
+            {
+                "difficulty": float(gk[j]),
+                "diversity": float(s[j] / k) if k else None,
+                "total": float(total[j]),
+                "ties": ties,
+                "runner_up_position": r,
+                "margin": margin,
+            }
+        )
+        picks.append(int(j))
+        alive[j] = False
+        push(j)
+        if step + 1 < budget:
+            k += 1
+    info["verified_pairs"] = pairs
+    info["lazy_pairs"] = pairs
+    return picks, audit
 
 
 def _picks(problem: SelectionProblem, positions: list[int], audit: list[dict[str, Any]]) -> list[Pick]:
@@ -198,7 +355,8 @@ class MdsStrategy(Strategy):
 
     Options: ``lambda_`` (default: per encoder, 0.25 for CLIP), ``tie_tol``,
     ``prune`` (exact candidate pruning, default on), ``verify`` (float32 screening
-    with float64 re-checks of close contenders, default on; exact), ``prefilter_m``
+    with float64 re-checks of close contenders, default on; exact), ``lazy`` (distances
+    on demand against upper bounds, default on; exact, float64), ``prefilter_m``
     (approximate: keep only the top-M by g; off by default).
     """
 
@@ -216,9 +374,11 @@ class MdsStrategy(Strategy):
         prune: bool = True,
         prefilter_m: int | None = None,
         verify: bool = True,
+        lazy: bool = True,
     ) -> None:
         self.lambda_ = float(lambda_) if lambda_ is not None else default_lambda(encoder)
         self.verify = verify
+        self.lazy = lazy
         self.tie_tol = tie_tol
         self.prune = prune
         self.prefilter_m = prefilter_m
@@ -232,6 +392,7 @@ class MdsStrategy(Strategy):
             "prune": self.prune,
             "prefilter_m": self.prefilter_m,
             "verify": self.verify,
+            "lazy": self.lazy,
             "distance": self.feature_kind,
             "approximate": self.approximate,
         }
@@ -255,6 +416,7 @@ class MdsStrategy(Strategy):
             prune=self.prune,
             prefilter_m=self.prefilter_m,
             verify=self.verify,
+            lazy=self.lazy,
         )
         params = {**self.params(), "tie_tol": tol, **info, "context": len(problem.context_ids)}
         return SelectionResult(self.name, _picks(problem, positions, audit), params)
