@@ -109,21 +109,6 @@ def _video_filter(q: Any, split: str | None, dataset: str | None, video_ids: Seq
     return q.order_by(Video.id)
 
 
-def select_videos(
-    session: Any,
-    *,
-    split: str | None = "pool",
-    dataset: str | None = None,
-    video_ids: Sequence[int] | None = None,
-) -> list[Any]:
-    """Videos of ``split`` (None: all splits), optionally one ``dataset`` and/or given ids, by id."""
-    from sqlalchemy import select
-
-    from mds.db.models import Video
-
-    return list(session.scalars(_video_filter(select(Video), split, dataset, video_ids)))
-
-
 def select_video_ids(
     session: Any,
     *,
@@ -131,7 +116,7 @@ def select_video_ids(
     dataset: str | None = None,
     video_ids: Sequence[int] | None = None,
 ) -> list[int]:
-    """Like :func:`select_videos`, ids only (cheap for large pools)."""
+    """Ids of the videos of ``split`` (None: all splits), optionally one ``dataset`` and/or given ids, ascending."""
     from sqlalchemy import select
 
     from mds.db.models import Video
