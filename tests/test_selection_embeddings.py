@@ -55,13 +55,32 @@ def test_sampling_in_key_and_explicit_random_init(tiny_clip: str) -> None:
     with pytest.raises(ConfigError, match="--pretrained none"):
         EncoderSpec(model=tiny_clip).resolve()
     enc = ClipEncoder(EncoderSpec(model=tiny_clip, pretrained="none", sampling=SamplingConfig(num_frames=4)), device="cpu")
-    assert enc.key == f"open_clip:{tiny_clip}:random:F4"
+    assert enc.key == f"open_clip:{tiny_clip}:random-s0:F4"
     assert enc.dim == 32
     frames = np.random.default_rng(0).integers(0, 255, (5, 40, 50, 3), dtype=np.uint8)
     v = enc.encode(frames, batch_size=2)
     assert v.shape == (5, 32)
     np.testing.assert_allclose(np.linalg.norm(v, axis=1), 1.0, atol=1e-5)
     assert not np.allclose(v[0], v[1])
+
+
+def test_random_init_is_seeded_and_leaves_the_global_rng_alone(tiny_clip: str) -> None:
+    import torch
+
+    from selection.embeddings.encoder import ClipEncoder, EncoderSpec
+
+    spec = EncoderSpec(model=tiny_clip, pretrained="none", sampling=SamplingConfig(num_frames=4))
+    frames = np.random.default_rng(1).integers(0, 255, (3, 40, 50, 3), dtype=np.uint8)
+    torch.manual_seed(123)
+    a = ClipEncoder(spec, device="cpu").encode(frames)
+    after_first = torch.rand(1)
+    torch.manual_seed(123)
+    torch.rand(1)  # a different global RNG state must not change the weights
+    b = ClipEncoder(spec, device="cpu").encode(frames)
+    np.testing.assert_array_equal(a, b)  # same key, same vectors: runs and caches are reproducible
+    torch.manual_seed(123)
+    torch.rand(0)
+    assert torch.equal(torch.rand(1), after_first)  # building an encoder does not consume the caller's RNG
 
 
 def test_weights_file_and_dir_load_the_saved_weights(tiny_clip: str, tmp_path: Path) -> None:

@@ -53,7 +53,12 @@ class EncoderConfig:
     frames: int = 4
 
     def key(self) -> str:
-        return f"{self.model}|{self.pretrained}|F{self.frames}"
+        """The selection engine's encoder key (model, weights id, sampling): caches follow the weights."""
+        from mds.video.frames import SamplingConfig
+        from selection.embeddings.encoder import EncoderSpec
+
+        return EncoderSpec(model=self.model, pretrained=self.pretrained,
+                           sampling=SamplingConfig(num_frames=self.frames)).key()
 
 
 @dataclass

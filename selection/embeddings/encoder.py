@@ -6,7 +6,8 @@ Pretrained sources (``pretrained=``):
 * a local directory with ``open_clip_config.json`` and a checkpoint (HF layout);
 * ``hf-hub:org/repo``: from the local Hugging Face cache (``HF_HUB_OFFLINE``);
 * an open_clip tag (``openai``, ``laion2b_s34b_b79k``, ...): from the local cache;
-* ``"none"``: random initialisation, only when asked for explicitly (tests, throughput runs).
+* ``"none"``: random initialisation, seeded (weights id ``random-s0``), only when asked for explicitly
+  (tests, throughput runs, the demo).
 
 Anything missing is a one-line :class:`mds.errors.ConfigError`; there is no silent
 fallback to random weights. The encoder key stored with every vector names the
@@ -26,6 +27,7 @@ from mds.errors import ConfigError
 from mds.video.frames import SamplingConfig
 
 CHECKPOINT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth")
+RANDOM_INIT_SEED = 0  # seed of the random initialisation used with pretrained="none"
 
 
 def sampling_tag(cfg: SamplingConfig) -> str:
@@ -75,7 +77,7 @@ class EncoderSpec:
                 "no CLIP weights given: pass --pretrained PATH|DIR|hf-hub:REPO|TAG, or --pretrained none for random init"
             )
         if p.lower() == "none":
-            return self.model, None, "random"
+            return self.model, None, f"random-s{RANDOM_INIT_SEED}"
         if p.startswith("hf-hub:"):
             _require_hf_cache(p[len("hf-hub:") :])
             return p, None, "hf-" + p[len("hf-hub:") :].replace("/", "_")
@@ -132,9 +134,13 @@ class ClipEncoder:
         import open_clip
 
         try:
-            model, _, preprocess = open_clip.create_model_and_transforms(
-                model_name, pretrained=pretrained, device=device, precision="fp16" if device.startswith("cuda") else "fp32"
-            )
+            # a random init is seeded, so "none" names one fixed weight set and runs are reproducible
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(RANDOM_INIT_SEED)
+                model, _, preprocess = open_clip.create_model_and_transforms(
+                    model_name, pretrained=pretrained, device=device,
+                    precision="fp16" if device.startswith("cuda") else "fp32",
+                )
         except (RuntimeError, FileNotFoundError, ValueError) as e:
             raise ConfigError(f"cannot load CLIP {spec.model!r} with weights {spec.pretrained!r}: {str(e).splitlines()[0]}") from None
         model.eval()
