@@ -42,14 +42,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 def _grouped_oof_errors(X: np.ndarray, y: np.ndarray, grp: np.ndarray, folds: np.ndarray, seed: int) -> np.ndarray:
     """|out-of-fold prediction - MOS| with the base architecture, one model per fold value."""
-    from mds.learning import predict_quality, train_base
+    from mds.learning.arrays import crossfit_predictions
 
-    oof = np.empty(len(X))
-    for i, f in enumerate(sorted(set(folds.tolist()), key=str)):
-        te = folds == f
-        m = train_base(X[~te], y[~te], grp[~te], seed=seed + 1 + i)
-        oof[te] = predict_quality(m, X[te])
-    return np.abs(oof - y)
+    return np.abs(crossfit_predictions(X, y, grp, seed=seed, fold_of=folds) - y)
 
 
 def _mc_dropout_spread(model, X: np.ndarray, passes: int = 32, seed: int = 0) -> np.ndarray:

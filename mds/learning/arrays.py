@@ -123,6 +123,7 @@ def crossfit_predictions(
     *,
     folds: int = 5,
     seed: int = 0,
+    fold_of: np.ndarray | None = None,
     **base_options: Any,
 ) -> np.ndarray:
     """Out-of-fold predictions of the base architecture: each video is predicted by a model
@@ -130,21 +131,24 @@ def crossfit_predictions(
 
     ``|crossfit − MOS|`` is an out-of-sample error, the honest supervision of g on the set
     the base model itself was trained on (its in-sample errors only measure fit).
-    Folds are seeded and stratified by group.
+    Folds are seeded and stratified by group, unless ``fold_of`` gives each video's fold
+    (any labels, e.g. a distortion kind or a content id, to hold out whole groups).
     """
     X = np.asarray(features, dtype=np.float32)
     y = np.asarray(mos, dtype=np.float64)
     grp = _groups(groups, len(X))
-    if folds < 2 or len(X) < 2 * folds:
-        raise ValueError(f"cross-fitting needs folds >= 2 and at least {2 * folds} videos")
-    rng = np.random.default_rng(seed)
-    fold = np.empty(len(X), dtype=np.int64)
-    for g in sorted(set(grp.tolist()), key=str):
-        idx = np.flatnonzero(grp == g)
-        fold[idx[rng.permutation(len(idx))]] = np.arange(len(idx)) % folds
+    if fold_of is None:
+        if folds < 2 or len(X) < 2 * folds:
+            raise ValueError(f"cross-fitting needs folds >= 2 and at least {2 * folds} videos")
+        rng = np.random.default_rng(seed)
+        fold_of = np.empty(len(X), dtype=np.int64)
+        for g in sorted(set(grp.tolist()), key=str):
+            idx = np.flatnonzero(grp == g)
+            fold_of[idx[rng.permutation(len(idx))]] = np.arange(len(idx)) % folds
+    fold_of = np.asarray(fold_of)
     out = np.empty(len(X), dtype=np.float64)
-    for k in range(folds):
-        te, tr = fold == k, fold != k
+    for k, f in enumerate(sorted(set(fold_of.tolist()), key=str)):
+        te, tr = fold_of == f, fold_of != f
         m = train_base(X[tr], y[tr], grp[tr], seed=seed + 1 + k, **base_options)
         out[te] = predict_quality(m, X[te])
     return out

@@ -52,13 +52,15 @@ class EncoderConfig:
     pretrained: str = "none"
     frames: int = 4
 
-    def key(self) -> str:
-        """The selection engine's encoder key (model, weights id, sampling): caches follow the weights."""
+    def spec(self):  # -> selection.embeddings.encoder.EncoderSpec (imported lazily)
         from mds.video.frames import SamplingConfig
         from selection.embeddings.encoder import EncoderSpec
 
-        return EncoderSpec(model=self.model, pretrained=self.pretrained,
-                           sampling=SamplingConfig(num_frames=self.frames)).key()
+        return EncoderSpec(model=self.model, pretrained=self.pretrained, sampling=SamplingConfig(num_frames=self.frames))
+
+    def key(self) -> str:
+        """The selection engine's encoder key (model, weights id, sampling): caches follow the weights."""
+        return self.spec().key()
 
 
 @dataclass

@@ -88,10 +88,10 @@ def quality_features(paths: list[str], cache: Path | None, progress: Callable[[i
 def clip_frames(paths: list[str], enc: EncoderConfig, cache: Path | None,
                 progress: Callable[[int, int], None] | None = None) -> tuple[np.ndarray, str]:
     """Per-frame CLIP vectors ``(N, F, D)`` float32 of every path with the selection engine's encoder."""
-    from mds.video.frames import SamplingConfig, sample_frames
-    from selection.embeddings.encoder import ClipEncoder, EncoderSpec
+    from mds.video.frames import sample_frames
+    from selection.embeddings.encoder import ClipEncoder
 
-    spec = EncoderSpec(model=enc.model, pretrained=enc.pretrained, sampling=SamplingConfig(num_frames=enc.frames))
+    spec = enc.spec()
     key = spec.key()
     if cache is not None and cache.is_file():
         return np.load(cache), key
