@@ -32,7 +32,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -82,22 +81,19 @@ def run(pool: str, seeds: list[int]) -> dict:
         f0 = train_base(Xs, ys, gs, seed=seed)
         err = np.abs(predict_quality(f0, Xp) - a.mos[tgt])
 
-        def g_on(errors: np.ndarray) -> np.ndarray:
+        def g_on(errors: np.ndarray, f0=f0, seed=seed) -> np.ndarray:
             return predict_difficulty(fit_failure_predictor(f0, Xs, errors, gs, seed=seed), Xp)
 
-        signals: dict[str, Callable[[], np.ndarray]] = {
-            "g (default: in-sample source errors)": lambda: g_on(np.abs(predict_quality(f0, Xs) - ys)),
-            "g, cross-fitted source errors": lambda: g_on(
-                _grouped_oof_errors(Xs, ys, gs, rng.permutation(len(src)) % 5, seed)),
-            "g, leave-one-distortion-out errors": lambda: g_on(_grouped_oof_errors(Xs, ys, gs, kinds, seed)),
-            "g, leave-content-out errors": lambda: g_on(_grouped_oof_errors(
-                Xs, ys, gs, np.array([hash_fold(c, seed) for c in contents]), seed)),
-            "MC-dropout spread of f0": lambda: _mc_dropout_spread(f0, Xp, seed=seed),
-            "ensemble spread (5 base models)": lambda: np.stack(
-                [predict_quality(train_base(Xs, ys, gs, seed=1000 + 10 * seed + j), Xp) for j in range(5)]).std(0),
-        }
-        for name, fn in signals.items():
-            record(name, fn(), err)
+        # computed in this order (the cross-fitted folds draw from rng before the ceiling's folds)
+        record("g (default: in-sample source errors)", g_on(np.abs(predict_quality(f0, Xs) - ys)), err)
+        record("g, cross-fitted source errors",
+               g_on(_grouped_oof_errors(Xs, ys, gs, rng.permutation(len(src)) % 5, seed)), err)
+        record("g, leave-one-distortion-out errors", g_on(_grouped_oof_errors(Xs, ys, gs, kinds, seed)), err)
+        record("g, leave-content-out errors", g_on(_grouped_oof_errors(
+            Xs, ys, gs, np.array([hash_fold(c, seed) for c in contents]), seed)), err)
+        record("MC-dropout spread of f0", _mc_dropout_spread(f0, Xp, seed=seed), err)
+        record("ensemble spread (5 base models)", np.stack(
+            [predict_quality(train_base(Xs, ys, gs, seed=1000 + 10 * seed + j), Xp) for j in range(5)]).std(0), err)
         # ceiling: g trained on the target pool's own true errors, 5-fold cross-validated
         folds = rng.permutation(len(tgt)) % 5
         cv = np.empty(len(tgt))
