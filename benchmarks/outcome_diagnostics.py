@@ -13,7 +13,8 @@ Signals:
 * ``g, cross-fitted``: g trained on 5-fold out-of-fold source errors;
 * ``g, leave-one-distortion-out``: out-of-fold errors where each fold is one source
   distortion kind (mimics meeting an unseen distortion);
-* ``g, leave-content-out``: out-of-fold errors with contents held out (5 folds);
+* ``g, leave-content-out``: out-of-fold errors with whole contents held out (5 folds, the
+  ``crossfit_by = "content"`` option of ``mds simulate``);
 * ``MC-dropout spread``: std of f0's score over 32 passes with its dropout on;
 * ``ensemble spread``: std of the scores of 5 base models trained with other seeds;
 * ``ceiling: g on 80% of the pool's true errors``: 5-fold cross-validation on the
@@ -61,6 +62,7 @@ def run(pool: str, seeds: list[int]) -> dict:
     from scipy.stats import spearmanr
 
     from mds.learning import fit_failure_predictor, predict_difficulty, predict_quality, train_base
+    from mds.learning.arrays import group_folds
     from mds.simulate.config import EncoderConfig
     from mds.simulate.data import load_pool_arrays
 
@@ -89,8 +91,8 @@ def run(pool: str, seeds: list[int]) -> dict:
         record("g, cross-fitted source errors",
                g_on(_grouped_oof_errors(Xs, ys, gs, rng.permutation(len(src)) % 5, seed)), err)
         record("g, leave-one-distortion-out errors", g_on(_grouped_oof_errors(Xs, ys, gs, kinds, seed)), err)
-        record("g, leave-content-out errors", g_on(_grouped_oof_errors(
-            Xs, ys, gs, np.array([hash_fold(c, seed) for c in contents]), seed)), err)
+        record("g, leave-content-out errors", g_on(_grouped_oof_errors(Xs, ys, gs, group_folds(contents, 5, seed), seed)),
+               err)
         record("MC-dropout spread of f0", _mc_dropout_spread(f0, Xp, seed=seed), err)
         record("ensemble spread (5 base models)", np.stack(
             [predict_quality(train_base(Xs, ys, gs, seed=1000 + 10 * seed + j), Xp) for j in range(5)]).std(0), err)
@@ -112,13 +114,6 @@ def run(pool: str, seeds: list[int]) -> dict:
         for name, v in rows.items()
     }
     return {"pool": str(pool), "seeds": seeds, "n_source": len(src), "n_pool": len(tgt), "k": k, "signals": summary}
-
-
-def hash_fold(content: str, seed: int, folds: int = 5) -> int:
-    """A content's fold: stable across runs (no Python hash randomisation)."""
-    import zlib
-
-    return (zlib.crc32(content.encode()) + seed) % folds
 
 
 def main() -> None:

@@ -219,6 +219,27 @@ def _match_key(name: str) -> str:
     return stem if dot and ext.lower() in {"mp4", "mkv", "mov", "webm", "avi", "m4v", "yuv"} else base
 
 
+def _load_pair(
+    predictions: str | Path | Mapping[str, float], labels: str | Path | Mapping[str, float]
+) -> tuple[dict[str, float], dict[str, float]]:
+    pred = predictions if isinstance(predictions, Mapping) else read_scores(predictions)
+    lab = labels if isinstance(labels, Mapping) else read_scores(labels)
+    return {_match_key(k): v for k, v in pred.items()}, {_match_key(k): v for k, v in lab.items()}
+
+
+def _subset_names(subset: str | Path | Sequence[str]) -> list[str]:
+    from mds.errors import ParseError
+
+    if isinstance(subset, (str, Path)):
+        sp = Path(subset)
+        if not sp.is_file():
+            raise ParseError(f"{sp}: no such file")
+        raw = [ln.split()[0] for ln in sp.read_text(encoding="utf-8").splitlines() if ln.strip()]
+    else:
+        raw = list(subset)
+    return [_match_key(s) for s in raw]
+
+
 def evaluate_files(
     predictions: str | Path | Mapping[str, float],
     labels: str | Path | Mapping[str, float],
@@ -233,22 +254,12 @@ def evaluate_files(
     """
     from mds.errors import ParseError
 
-    pred = predictions if isinstance(predictions, Mapping) else read_scores(predictions)
-    lab = labels if isinstance(labels, Mapping) else read_scores(labels)
-    pk = {_match_key(k): v for k, v in pred.items()}
-    lk = {_match_key(k): v for k, v in lab.items()}
+    pk, lk = _load_pair(predictions, labels)
     if subset is None:
         names = [k for k in lk if k in pk]
         wanted = list(lk)
     else:
-        if isinstance(subset, (str, Path)):
-            sp = Path(subset)
-            if not sp.is_file():
-                raise ParseError(f"{sp}: no such file")
-            raw = [ln.split()[0] for ln in sp.read_text(encoding="utf-8").splitlines() if ln.strip()]
-        else:
-            raw = list(subset)
-        wanted = [_match_key(s) for s in raw]
+        wanted = _subset_names(subset)
         names = [k for k in wanted if k in pk and k in lk]
     counts = {
         "matched": len(names),
@@ -260,3 +271,41 @@ def evaluate_files(
     p = np.array([pk[k] for k in names])
     m = np.array([lk[k] for k in names])
     return correlations(p, m, fit=fit), counts
+
+
+@dataclass(frozen=True)
+class ErrorRatio:
+    """Failure identification as a multiple: mean |prediction − label| of a subset over that of all."""
+
+    subset_error: float
+    all_error: float
+    n_subset: int
+    n_all: int
+
+    @property
+    def ratio(self) -> float:
+        return self.subset_error / self.all_error if self.all_error > 0 else float("nan")
+
+    def as_dict(self) -> dict[str, float | int]:
+        return {"subset_error": self.subset_error, "all_error": self.all_error, "error_ratio": self.ratio,
+                "n_subset": self.n_subset, "n_all": self.n_all}
+
+
+def error_ratio_files(
+    predictions: str | Path | Mapping[str, float],
+    labels: str | Path | Mapping[str, float],
+    subset: str | Path | Sequence[str],
+) -> ErrorRatio:
+    """Mean absolute error of the predictions on ``subset`` (e.g. a selection) as a multiple of
+    their mean absolute error on every labelled name (e.g. the pool). Predictions and labels
+    must be on the same scale (raw, no fit): this is the base model's error, not a correlation."""
+    from mds.errors import ParseError
+
+    pk, lk = _load_pair(predictions, labels)
+    every = [k for k in lk if k in pk]
+    chosen = [k for k in _subset_names(subset) if k in pk and k in lk]
+    if not chosen or not every:
+        raise ParseError("no subset name is in both the predictions and the labels")
+    err = {k: abs(pk[k] - lk[k]) for k in every}
+    return ErrorRatio(subset_error=float(np.mean([err[k] for k in chosen])), all_error=float(np.mean(list(err.values()))),
+                      n_subset=len(chosen), n_all=len(every))

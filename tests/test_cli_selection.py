@@ -61,6 +61,11 @@ def test_evaluate_formats(tmp_path: Path, shared_dir: Path) -> None:
     out = json.loads(run("evaluate", str(sdr / "baseline_sdr.scores.json"), str(sdr / "sdr_mos.txt"),
                          "--subset", str(sdr / "selected_sdr_64.txt"), "--json"))
     assert (round(out["srcc"], 4), round(out["plcc"], 4), out["n"]) == (0.2644, 0.3614, 64)
+    # the picks' mean error against every labelled name (raw MOS here: 2,030 SDR videos)
+    assert out["n_subset"] == 64 and out["n_all"] == 2030 and out["error_ratio"] > 1.5
+    txt = run("evaluate", str(sdr / "baseline_sdr.scores.json"), str(sdr / "sdr_train_set.txt"),
+              "--subset", str(sdr / "selected_sdr_64.txt"))
+    assert "-> 2.30x" in " ".join(txt.split())
     # CSV predictions against 'name value' labels, names without the suffix.
     pred = json.loads((sdr / "sdr_active_finetuning.scores.json").read_text())
     csv = tmp_path / "p.csv"

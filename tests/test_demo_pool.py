@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 from pathlib import Path
 
 import pytest
@@ -34,8 +35,12 @@ def test_tiny_pool_layout_and_splits(pool_dir: Path) -> None:
     assert tgt <= {"h264", "hevc", "vp9", "av1", "banding", "stutter"} and len(tgt) >= 3
     for v in pool.videos:
         assert 1.0 <= v.mos <= 5.0
-        assert v.mos == pytest.approx(1 + 4 * min(max(v.vmaf, 0), 100) / 100, abs=1e-3)
-        assert v.psnr_y > 0 and -1 <= v.ssim <= 1  # SSIM goes negative when frames are held on scrolling content
+        spatial = 1 + 4 * min(max(v.vmaf, 0), 100) / 100
+        if v.distortion == "stutter":  # spatial fidelity scaled down by the lost frame rate
+            assert 1.0 <= v.mos <= spatial + 1e-3
+        else:
+            assert v.mos == pytest.approx(spatial, abs=1e-3)
+        assert v.psnr_y > 0 and 0 <= v.ssim <= 1
 
 
 def test_manifest_hides_pool_labels_and_oracle_has_them(pool_dir: Path) -> None:
@@ -87,6 +92,38 @@ def test_vmaf_falls_with_stronger_compression(tmp_path: Path, pool_dir: Path) ->
         scores.append(full_reference(out, ref))
     assert scores[0]["vmaf"] > scores[1]["vmaf"] + 10
     assert scores[0]["psnr_y"] > scores[1]["psnr_y"]
+
+
+def test_frame_rate_factor_shape() -> None:
+    from mds.demo.quality import frame_rate_factor, stutter_mos
+
+    assert frame_rate_factor(1.0, 30.0) == pytest.approx(1.0)
+    assert frame_rate_factor(0.25, 0.0) == pytest.approx(1.0)  # a static picture loses nothing
+    # fewer kept frames or more motion -> lower factor
+    assert frame_rate_factor(0.125, 20.0) < frame_rate_factor(0.25, 20.0) < frame_rate_factor(0.5, 20.0) < 1.0
+    assert frame_rate_factor(0.25, 40.0) < frame_rate_factor(0.25, 4.0)
+    assert stutter_mos(100.0, 0.125, 1e6) == pytest.approx(1 + 4 * (1 - math.exp(-0.375)) / (1 - math.exp(-3)), abs=1e-4)
+    assert stutter_mos(0.0, 0.5, 10.0) == pytest.approx(1.0)
+
+
+def test_stutter_pseudo_mos_measures_held_frames_not_misalignment(tmp_path: Path, pool_dir: Path) -> None:
+    """Frame-aligned VMAF of a clip with held frames collapses on moving content; the pseudo-MOS
+    compares against the reference with the same holds and applies the frame-rate factor instead."""
+    from mds.demo.distortions import apply_distortion, make_distortion, temporal_filter
+    from mds.demo.quality import full_reference, reference_motion, stutter_mos, vmaf_to_mos
+
+    refs = sorted((pool_dir / "refs").glob("*.mkv"), key=reference_motion)
+    ref = refs[-1]  # the most moving content
+    motion = reference_motion(ref)
+    assert motion > 1.0
+    d = make_distortion("stutter", 1.0)
+    out = tmp_path / "stutter.mp4"
+    apply_distortion(ref, out, d, width=160, height=120, fps=16, frames=32)
+    misaligned = full_reference(out, ref)["vmaf"]
+    spatial = full_reference(out, ref, reference_filter=temporal_filter(d, 16))["vmaf"]
+    assert spatial > 85 and spatial > misaligned + 20  # the kept frames are near-transparent copies
+    mos = stutter_mos(spatial, 1.0 / d.param, motion)
+    assert 1.0 < mos < vmaf_to_mos(spatial) - 0.5
 
 
 def test_plan_is_deterministic_and_seed_dependent() -> None:

@@ -35,6 +35,28 @@ def test_released_check_values(sdr: Path, scores: str, subset: str | None, srcc:
     assert counts["missing_predictions"] == 0
 
 
+def test_error_ratio_of_the_released_selection(sdr: Path) -> None:
+    """The released 64 picks carry 2.30x the pool's mean base-model error (1-5 scale, normalised MOS)."""
+    from mds.metrics import error_ratio_files
+
+    r = error_ratio_files(sdr / "baseline_sdr.scores.json", sdr / "sdr_train_set.txt", sdr / "selected_sdr_64.txt")
+    assert (r.n_subset, r.n_all) == (64, 1624)
+    assert round(r.subset_error, 4) == 0.9866 and round(r.all_error, 4) == 0.4296 and round(r.ratio, 3) == 2.296
+
+
+def test_error_ratio_arithmetic() -> None:
+    from mds.errors import ParseError
+    from mds.metrics import error_ratio_files
+
+    pred = {"a.mp4": 3.0, "b.mp4": 2.0, "c.mp4": 4.0, "d.mp4": 1.0}
+    mos = {"a": 3.0, "b": 3.0, "c": 2.0, "d": 1.5}  # errors 0, 1, 2, 0.5 -> mean 0.875
+    r = error_ratio_files(pred, mos, ["c", "b"])
+    assert r.subset_error == pytest.approx(1.5) and r.all_error == pytest.approx(0.875)
+    assert r.ratio == pytest.approx(1.5 / 0.875) and r.as_dict()["error_ratio"] == pytest.approx(r.ratio)
+    with pytest.raises(ParseError, match="no subset name"):
+        error_ratio_files(pred, mos, ["zz"])
+
+
 def test_raw_plcc_and_normalised_mos(sdr: Path) -> None:
     res, _ = evaluate_files(sdr / "baseline_sdr.scores.json", sdr / "sdr_mos.txt", subset=sdr / "sdr_test_set.txt", fit=False)
     assert round(res.plcc, 4) == 0.7132 and not res.fitted

@@ -155,3 +155,35 @@ def test_g_learns_from_out_of_sample_errors(setup: tuple[Path, str], tmp_path: P
     in_sample = calls[1][1]
     assert not np.allclose(in_sample[len(src):], np.abs(r1.pred_at_selection - r1.label))
     assert in_sample[: len(src)].mean() < np.abs(oof - a.mos[src]).mean()
+
+
+def test_crossfit_by_content_holds_out_whole_contents(setup: tuple[Path, str], tmp_path: Path) -> None:
+    from mds.errors import ConfigError
+    from mds.learning.arrays import crossfit_predictions, group_folds
+    from mds.simulate import load_pool_arrays
+    from mds.simulate.replay import source_errors
+
+    labels = ["a", "b", "a", "c", "d", "b", "e", "e"]
+    folds = group_folds(labels, 3, seed=1)
+    for lab in set(labels):  # a group never straddles two folds
+        assert len({int(f) for f, v in zip(folds, labels) if v == lab}) == 1
+    assert set(folds.tolist()) == {0, 1, 2}
+    np.testing.assert_array_equal(folds, group_folds(labels, 3, seed=1))
+    with pytest.raises(ValueError, match="distinct groups"):
+        group_folds(["a", "a", "b"], 3)
+
+    pool, model = setup
+    cfg = _cfg(pool, model, tmp_path, strategies=["mds"], seeds=[0], source_errors="crossfit",
+               crossfit_by="content", crossfit_folds=3)
+    a = load_pool_arrays(cfg.pool, cfg.encoder)
+    src = a.source
+    contents = [a.meta[i]["content"] for i in src]
+    oof = crossfit_predictions(a.X[src], a.mos[src], a.datasets[src], seed=0, fold_of=group_folds(contents, 3, 0),
+                               **cfg.base)
+    err = source_errors(a, cfg, None, 0)
+    np.testing.assert_allclose(err, np.abs(oof - a.mos[src]), rtol=1e-6)
+    # random folds (no crossfit_by) give other supervision
+    assert not np.allclose(err, source_errors(a, _cfg(pool, model, tmp_path, source_errors="crossfit",
+                                                      crossfit_folds=3), None, 0))
+    with pytest.raises(ConfigError, match="no metadata key"):
+        source_errors(a, _cfg(pool, model, tmp_path, source_errors="crossfit", crossfit_by="camera"), None, 0)

@@ -127,16 +127,24 @@ def evaluate(
     no_fit: Annotated[bool, typer.Option("--no-fit", help="Skip the 4-parameter logistic fit.")] = False,
     as_json: JsonOpt = False,
 ) -> None:
-    """SRCC / KRCC / PLCC / RMSE of predictions against MOS (PLCC and RMSE after the 4PL fit)."""
-    from mds.metrics import evaluate_files
+    """SRCC / KRCC / PLCC / RMSE of predictions against MOS (PLCC and RMSE after the 4PL fit).
+
+    With --subset (e.g. a selection) it also prints the subset's mean absolute error as a
+    multiple of the error over every labelled name (labels on the predictions' scale).
+    """
+    from mds.metrics import error_ratio_files, evaluate_files
 
     res, counts = evaluate_files(predictions, labels, subset=subset, fit=not no_fit)
+    ratio = error_ratio_files(predictions, labels, subset) if subset is not None else None
     if as_json:
-        print_json({**res.as_dict(), **counts})
+        print_json({**res.as_dict(), **counts, **(ratio.as_dict() if ratio else {})})
         return
     c = console()
     c.print(f"n={res.n}  SRCC {res.srcc:.4f}  KRCC {res.krcc:.4f}  PLCC {res.plcc:.4f}  RMSE {res.rmse:.4f}"
             + ("" if res.fitted else "  (no 4PL fit)"))
+    if ratio:
+        c.print(f"mean |prediction - label|: subset {ratio.subset_error:.4f}, all {ratio.n_all} labelled "
+                f"{ratio.all_error:.4f} -> {ratio.ratio:.2f}x")
     if counts["missing_predictions"] or counts["unlabelled"]:
         c.print(f"[yellow]{counts['missing_predictions']} names without a prediction, "
                 f"{counts['unlabelled']} predictions without a label[/]")

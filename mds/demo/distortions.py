@@ -83,6 +83,12 @@ def _filter(d: Distortion, width: int, height: int, fps: int) -> str | None:
     if d.kind == "banding":
         step = max(1, 256 // int(d.param))
         return f"lutyuv=y='floor(val/{step})*{step}+{step // 2}':u='floor(val/{step})*{step}':v='floor(val/{step})*{step}'"
+    return temporal_filter(d, fps)
+
+
+def temporal_filter(d: Distortion, fps: int) -> str | None:
+    """The frame-holding filter of a stutter distortion (None for spatial ones); the pseudo-MOS
+    applies it to the reference too, so VMAF measures spatial fidelity of the kept frames."""
     if d.kind == "stutter":
         return f"fps={fps / d.param:.4f},fps={fps}"
     return None

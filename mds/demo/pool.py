@@ -29,14 +29,21 @@ from pathlib import Path
 import numpy as np
 
 from mds.demo.annotators import RaterPanel
-from mds.demo.distortions import SOURCE_KINDS, Distortion, apply_distortion, make_distortion, target_kinds
-from mds.demo.quality import full_reference, vmaf_to_mos
+from mds.demo.distortions import (
+    SOURCE_KINDS,
+    Distortion,
+    apply_distortion,
+    make_distortion,
+    target_kinds,
+    temporal_filter,
+)
+from mds.demo.quality import full_reference, reference_motion, stutter_mos, vmaf_to_mos
 from mds.demo.sources import Content, pick_contents, render_reference
 from mds.errors import ConfigError
 
 SOURCE_DATASET = "demo-source"
 TARGET_DATASET = "demo-target"
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3  # 3: stutter pseudo-MOS = spatial VMAF x frame-rate factor
 
 
 @dataclass(frozen=True)
@@ -238,9 +245,13 @@ def build_demo_pool(
             tmp = path.with_name(path.stem + ".part.mp4")
             apply_distortion(ref_path(c), tmp, d, **geom)
             tmp.replace(path)
-        q = full_reference(path, ref_path(c))
+        held = temporal_filter(d, spec.fps)
+        q = full_reference(path, ref_path(c), reference_filter=held)
         v.vmaf, v.psnr_y, v.ssim = q["vmaf"], q["psnr_y"], q["ssim"]
-        v.mos = round(vmaf_to_mos(q["vmaf"]), 4)
+        if held:  # frame-rate loss: spatial fidelity of the kept frames x a motion-weighted frame-rate factor
+            v.mos = round(stutter_mos(q["vmaf"], 1.0 / d.param, reference_motion(ref_path(c))), 4)
+        else:
+            v.mos = round(vmaf_to_mos(q["vmaf"]), 4)
 
     _parallel(make_video, range(len(videos)), workers, lambda d: progress and progress("videos", d, len(videos)))
     panel = RaterPanel.create(seed=seed)
@@ -249,7 +260,8 @@ def build_demo_pool(
     pool.info = {
         "format": FORMAT_VERSION, "size": size, "seed": seed, "spec": asdict(spec),
         "contents": [c.as_dict() for c in contents], "target_kinds": list(target_kinds()),
-        "mos_mapping": "MOS = 1 + 4 * clip(VMAF, 0, 100) / 100 (libvmaf built-in model)",
+        "mos_mapping": "MOS = 1 + 4 * clip(VMAF, 0, 100) / 100 (libvmaf built-in model); stutter: "
+                       "1 + (MOS_spatial - 1) * Q_t(kept frame rate, reference motion)",
         "counts": pool.counts(), "build_s": {"references": round(t_refs, 2), "total": round(elapsed, 2)},
     }
     _write_files(pool)

@@ -154,6 +154,18 @@ def crossfit_predictions(
     return out
 
 
+def group_folds(labels: Sequence[Any] | np.ndarray, folds: int, seed: int = 0) -> np.ndarray:
+    """A fold per video that keeps every group (e.g. a content id) whole: ``folds`` folds,
+    assigned by a seeded shuffle of the sorted distinct labels (stable across processes)."""
+    labels = np.asarray(labels)
+    distinct = sorted(set(labels.tolist()), key=str)
+    if folds < 2 or len(distinct) < folds:
+        raise ValueError(f"holding out groups needs folds >= 2 and at least {max(folds, 2)} distinct groups")
+    order = np.random.default_rng(seed).permutation(len(distinct))
+    fold_of_group = {distinct[j]: i % folds for i, j in enumerate(order)}
+    return np.array([fold_of_group[v] for v in labels.tolist()], dtype=np.int64)
+
+
 def _quality_core(model: nn.Module) -> QualityNet:
     """The QualityNet inside a (possibly peft-wrapped) model."""
     m = model

@@ -13,7 +13,8 @@ Example (TOML)::
     lambda = 0.25                       # MDS trade-off (default: the selection engine's default)
     source_errors = "in_sample"         # g's supervision on the source set: the current model's errors
                                         # (as `mds round start` uses), or out-of-fold errors of the base
-                                        # architecture ("crossfit", `crossfit_folds` folds)
+                                        # architecture ("crossfit", `crossfit_folds` folds; with
+                                        # `crossfit_by = "content"` each fold holds out whole contents)
     target_errors = "selection"         # picks: error of the model in use when they were selected
                                         # ("selection"), or of the current model ("current", in-sample
                                         # once fine-tuned on them; kept for comparison only)
@@ -83,6 +84,7 @@ class SimConfig:
     embedding_map: str = "pca"  # pca | tsne
     source_errors: str = "in_sample"
     crossfit_folds: int = 5
+    crossfit_by: str | None = None  # a metadata key (e.g. "content"): folds keep its values whole
     target_errors: str = "selection"
     g_ensemble: int = 1
 
@@ -106,6 +108,8 @@ class SimConfig:
             raise ConfigError(f"target_errors must be one of {', '.join(TARGET_ERRORS)}, not {self.target_errors!r}")
         if self.crossfit_folds < 2 or self.g_ensemble < 1:
             raise ConfigError("crossfit_folds must be at least 2 and g_ensemble at least 1")
+        if self.crossfit_by is not None and (not isinstance(self.crossfit_by, str) or not self.crossfit_by):
+            raise ConfigError("crossfit_by must be a metadata key such as \"content\"")
         if self.embedding_map not in ("pca", "tsne"):
             raise ConfigError("embedding_map must be 'pca' or 'tsne'")
 

@@ -138,13 +138,20 @@ class _Labeller:
 
 def source_errors(a: PoolArrays, cfg: SimConfig, base: Any, seed: int) -> np.ndarray | None:
     """g's supervision on the source set for one seed: cross-fitted errors (or None for in-sample)."""
-    from mds.learning.arrays import crossfit_predictions
+    from mds.errors import ConfigError
+    from mds.learning.arrays import crossfit_predictions, group_folds
 
     if cfg.source_errors != "crossfit":
         return None
     src = a.source
+    fold_of = None
+    if cfg.crossfit_by:
+        missing = [a.names[i] for i in src if cfg.crossfit_by not in a.meta[i]]
+        if missing:
+            raise ConfigError(f"crossfit_by: {missing[0]} has no metadata key {cfg.crossfit_by!r}")
+        fold_of = group_folds([a.meta[i][cfg.crossfit_by] for i in src], cfg.crossfit_folds, seed)
     oof = crossfit_predictions(a.X[src], a.mos[src], a.datasets[src], folds=cfg.crossfit_folds, seed=seed,
-                               **cfg.base)
+                               fold_of=fold_of, **cfg.base)
     return np.abs(oof - a.mos[src])
 
 
