@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import json
 import math
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -182,3 +183,25 @@ def test_unknown_size_is_a_one_line_error(tmp_path: Path) -> None:
                        capture_output=True, text=True, check=False)
     assert r.returncode != 0
     assert r.stderr.strip().splitlines() == ["error: unknown demo pool size 'huge'; choose one of tiny, small, large"]
+
+
+def test_every_lavfi_source_renders_the_same_frames_twice() -> None:
+    """The pool is a function of its seed: no ffmpeg test source may draw from the clock."""
+    import hashlib
+
+    from mds.demo.ffmpeg import available_filters, ffmpeg_exe
+    from mds.demo.sources import LAVFI, Content, _lavfi_spec
+
+    def frames_md5(spec: str) -> str:
+        out = subprocess.run([ffmpeg_exe(), "-v", "error", "-f", "lavfi", "-i", spec, "-frames:v", "6",
+                              "-f", "rawvideo", "-pix_fmt", "yuv420p", "-"], capture_output=True, check=True).stdout
+        return hashlib.md5(out).hexdigest()
+
+    tried = 0
+    for src, _ in LAVFI:
+        if src not in available_filters():
+            continue
+        spec = _lavfi_spec(Content(f"lavfi-{src}", "lavfi", src, "", 7), 96, 64, 16)
+        assert frames_md5(spec) == frames_md5(spec), src
+        tried += 1
+    assert tried >= 5

@@ -43,7 +43,7 @@ from mds.errors import ConfigError
 
 SOURCE_DATASET = "demo-source"
 TARGET_DATASET = "demo-target"
-FORMAT_VERSION = 3  # 3: stutter pseudo-MOS = spatial VMAF x frame-rate factor
+FORMAT_VERSION = 3  # 3: stutter pseudo-MOS = spatial VMAF x frame-rate factor; seeded gradients/perlin
 
 
 @dataclass(frozen=True)

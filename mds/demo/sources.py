@@ -31,11 +31,12 @@ LAVFI = (
     ("mandelbrot", "mandelbrot=size={w}x{h}:rate={fps}:start_scale={scale}"),
     ("life", "life=size={w}x{h}:rate={fps}:seed={seed}:mold=10:ratio=0.{r}:death_color=#202060:life_color=#e0c040"),
     ("cellauto", "cellauto=size={w}x{h}:rate={fps}:rule={rule}:random_seed={seed}"),
-    ("gradients", "gradients=size={w}x{h}:rate={fps}:seed={seed}:speed=0.02"),
+    # colours given explicitly: the filter draws "random" colours from the clock, not from its seed
+    ("gradients", "gradients=size={w}x{h}:rate={fps}:seed={seed}:speed=0.02:c0=0x{c0:06x}:c1=0x{c1:06x}"),
     ("sierpinski", "sierpinski=size={w}x{h}:rate={fps}:seed={seed}"),
     ("zoneplate", "zoneplate=size={w}x{h}:rate={fps}:kt=4:kx=2:ky=2"),
     ("smptehdbars", "smptehdbars=size={w}x{h}:rate={fps}"),
-    ("perlin", "perlin=size={w}x{h}:rate={fps}:seed={seed}:octaves=3:tscale=0.3"),
+    ("perlin", "perlin=size={w}x{h}:rate={fps}:seed={seed}:random_mode=seed:octaves=3:tscale=0.3"),
     ("colorspectrum", "colorspectrum=size={w}x{h}:rate={fps}:type=all"),
 )
 MOTIONS = ("pan_right", "pan_left", "pan_down", "pan_up", "zoom_in", "zoom_out")
@@ -197,6 +198,7 @@ def _lavfi_spec(c: Content, w: int, h: int, fps: int) -> str:
     return tmpl.format(
         w=w, h=h, fps=fps, seed=int(rng.integers(0, 2**31 - 1)), scale=f"{rng.uniform(0.5, 3.0):.3f}",
         r=int(rng.integers(1, 9)), rule=int(rng.choice([18, 30, 90, 110, 150])),
+        c0=int(rng.integers(0, 2**24)), c1=int(rng.integers(0, 2**24)),
     )
 
 
