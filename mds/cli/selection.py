@@ -132,10 +132,11 @@ def evaluate(
     With --subset (e.g. a selection) it also prints the subset's mean absolute error as a
     multiple of the error over every labelled name (labels on the predictions' scale).
     """
-    from mds.metrics import error_ratio_files, evaluate_files
+    from mds.metrics import error_ratio_files, evaluate_files, read_scores
 
-    res, counts = evaluate_files(predictions, labels, subset=subset, fit=not no_fit)
-    ratio = error_ratio_files(predictions, labels, subset) if subset is not None else None
+    pred, lab = read_scores(predictions), read_scores(labels)  # read once for both figures
+    res, counts = evaluate_files(pred, lab, subset=subset, fit=not no_fit)
+    ratio = error_ratio_files(pred, lab, subset) if subset is not None else None
     if as_json:
         print_json({**res.as_dict(), **counts, **(ratio.as_dict() if ratio else {})})
         return
